@@ -1,0 +1,25 @@
+"""Helpers shared by the subcommands: parsing lists, printing JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mpsl.errors import ConfigError
+
+
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    """Parse '3,32,32' into (3, 32, 32); errors name the option."""
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"expected comma-separated integers like 3,32,32; got '{text}'",
+                          field=option) from None  # fmt: skip
+    if not values:
+        raise ConfigError("expected at least one integer", field=option)
+    return values
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    print(json.dumps(obj, indent=1))

@@ -1,0 +1,7 @@
+"""``mpsl plan``: (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``plan`` to the app (nothing yet)."""

@@ -1,0 +1,143 @@
+"""Cluster: the data owners, compute nodes and links of a deployment, and the training workload.
+
+JSON form (docs/formats.md)::
+
+    {"data_owners": [{"count": 30, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}],
+     "compute_nodes": [{"name": "vm1", "device": "VM", "memory_bytes": 16e9, "slowdown": 1.0,
+                        "price_per_hour": 0.4}],
+     "links": {"compute_to_compute_bps": 7.13e9},
+     "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mpsl.errors import FormatError
+from mpsl.fileformat import load_model, save_model
+from mpsl.profile.format import Profile
+
+
+class DataOwnerGroup(BaseModel):
+    """``count`` data owners of the same device and link."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str | None = Field(default=None, description="default: owners<i> (1-based group index)")
+    count: int = Field(ge=1)
+    device: str
+    memory_bytes: float = Field(gt=0)
+    link_bps: float = Field(gt=0, description="data owner <-> compute node and aggregator")
+    link_latency_s: float = Field(default=0.0, ge=0)
+    slowdown: float = Field(default=1.0, gt=0)
+
+
+class ComputeNode(BaseModel):
+    """One compute node (a server) that can host one middle part."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    device: str
+    memory_bytes: float = Field(gt=0)
+    slowdown: float = Field(default=1.0, gt=0)
+    price_per_hour: float = Field(default=0.0, ge=0)
+
+
+class LinkOverride(BaseModel):
+    """The link between two named endpoints (compute nodes or data-owner groups), both ways."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    a: str
+    b: str
+    bps: float = Field(gt=0)
+    latency_s: float = Field(default=0.0, ge=0)
+
+
+class Links(BaseModel):
+    """Link rates not given per data-owner group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    compute_to_compute_bps: float = Field(gt=0)
+    compute_to_compute_latency_s: float = Field(default=0.0, ge=0)
+    overrides: list[LinkOverride] = Field(default_factory=list)
+
+
+class Training(BaseModel):
+    """The workload of one round."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    batch_size: int = Field(default=128, gt=0)
+    batches_per_epoch: int = Field(default=16, gt=0)
+    local_epochs: int = Field(default=2, gt=0)
+
+
+class Cluster(BaseModel):
+    """Data owners, compute nodes, links and workload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    data_owners: list[DataOwnerGroup] = Field(min_length=1)
+    compute_nodes: list[ComputeNode] = Field(min_length=1)
+    links: Links
+    training: Training = Field(default_factory=Training)
+
+    @model_validator(mode="after")
+    def _names(self) -> Cluster:
+        names = [n.name for n in self.compute_nodes] + self.group_names()
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique across compute nodes and groups: {dupes}")
+        for o in self.links.overrides:
+            for end in (o.a, o.b):
+                if end not in names:
+                    raise ValueError(f"link override names unknown endpoint '{end}'; known: {names}")
+        return self
+
+    def group_names(self) -> list[str]:
+        """Name of each data-owner group (given, or owners<i>)."""
+        return [g.name or f"owners{i}" for i, g in enumerate(self.data_owners, 1)]
+
+    @property
+    def num_data_owners(self) -> int:
+        """K: all data owners of all groups."""
+        return sum(g.count for g in self.data_owners)
+
+    def node(self, name: str) -> ComputeNode:
+        """The compute node called ``name``."""
+        for n in self.compute_nodes:
+            if n.name == name:
+                return n
+        known = ", ".join(n.name for n in self.compute_nodes)
+        raise FormatError(f"cluster has no compute node '{name}'; nodes: {known}")
+
+    def link(self, a: str, b: str) -> tuple[float, float]:
+        """(bits per second, latency in seconds) between endpoints ``a`` and ``b``."""
+        for o in self.links.overrides:
+            if {o.a, o.b} == {a, b}:
+                return o.bps, o.latency_s
+        groups = dict(zip(self.group_names(), self.data_owners, strict=True))
+        for end in (a, b):
+            if end in groups:
+                return groups[end].link_bps, groups[end].link_latency_s
+        return self.links.compute_to_compute_bps, self.links.compute_to_compute_latency_s
+
+    def check_devices(self, profile: Profile, source: str = "cluster") -> None:
+        """Raise FormatError naming each device of the cluster that ``profile`` lacks."""
+        known = set(profile.devices())
+        wanted = [(f"compute_nodes[{i}]", n.device) for i, n in enumerate(self.compute_nodes)]
+        wanted += [(f"data_owners[{i}]", g.device) for i, g in enumerate(self.data_owners)]
+        missing = [f"{where}.device '{dev}'" for where, dev in wanted if dev not in known]
+        if missing:
+            raise FormatError(
+                f"{source}: {'; '.join(missing)} not in the profile of {profile.model} "
+                f"(devices there: {', '.join(sorted(known))})"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cluster:
+        """Read and validate a cluster file."""
+        return load_model(cls, path)
+
+    def save(self, path: str | Path) -> None:
+        """Write this cluster as JSON."""
+        save_model(self, path)
