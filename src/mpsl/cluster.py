@@ -90,7 +90,9 @@ class Cluster(BaseModel):
         for o in self.links.overrides:
             for end in (o.a, o.b):
                 if end not in names:
-                    raise ValueError(f"link override names unknown endpoint '{end}'; known: {names}")
+                    raise ValueError(
+                        f"link override names unknown endpoint '{end}'; known: {names}"
+                    )
         return self
 
     def group_names(self) -> list[str]:

@@ -6,6 +6,7 @@ c(i-1)+1..c(i). Layers are numbered from 1, as in profiles.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import nn
@@ -28,7 +29,7 @@ def check_cuts(cuts: Sequence[int], num_layers: int, model: str = "the model") -
                 f"cut {c} is outside {model}'s layers 1..{num_layers}; "
                 f"choose cuts in 1..{num_layers - 1} so that no part is empty"
             )
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         if b <= a:
             raise CutError(
                 f"cuts must increase strictly (each part needs at least one layer); "
@@ -40,7 +41,7 @@ def check_cuts(cuts: Sequence[int], num_layers: int, model: str = "the model") -
 def part_ranges(cuts: Sequence[int], num_layers: int) -> list[tuple[int, int]]:
     """1-based inclusive (first, last) layer of each part, data owner's first part first."""
     bounds = [0, *check_cuts(cuts, num_layers), num_layers]
-    return [(a + 1, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [(a + 1, b) for a, b in itertools.pairwise(bounds)]
 
 
 def split_model(chain: LayerChain, cuts: Sequence[int]) -> list[nn.Sequential]:

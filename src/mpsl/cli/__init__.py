@@ -19,7 +19,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Multihop parallel split learning: train, profile, estimate, plan and schedule."""

@@ -13,8 +13,9 @@ def parse_ints(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise ConfigError(f"expected comma-separated integers like 3,32,32; got '{text}'",
-                          field=option) from None  # fmt: skip
+        raise ConfigError(
+            f"expected comma-separated integers like 3,32,32; got '{text}'", field=option
+        ) from None
     if not values:
         raise ConfigError("expected at least one integer", field=option)
     return values

@@ -45,8 +45,12 @@ def models(
                 "name": name,
                 "input_shape": list(chain.input_shape),
                 "layers": [
-                    {"index": i.index, "name": i.name, "output_shape": list(i.output_shape),
-                     "params": i.params}  # fmt: skip
+                    {
+                        "index": i.index,
+                        "name": i.name,
+                        "output_shape": list(i.output_shape),
+                        "params": i.params,
+                    }
                     for i in layers
                 ],
             }

@@ -19,6 +19,6 @@ def load_digits() -> Dataset:
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(bunch.target, dtype=torch.long)
     order = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(y)))
-    n_test = int(round(len(y) * TEST_FRACTION))
+    n_test = round(len(y) * TEST_FRACTION)
     test, train = order[:n_test], order[n_test:]
     return Dataset("digits", Labeled(x[train], y[train]), Labeled(x[test], y[test]), 10)

@@ -31,11 +31,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < header:
         raise DatasetError(f"{path} is truncated: its header promises {ndim} dimensions")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_DTYPES[raw[2]])
+    dtype: np.dtype = np.dtype(_DTYPES[raw[2]])  # type: ignore[call-overload]
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
         raise DatasetError(
-            f"{path} holds {len(raw) - header} data bytes; its header {list(shape)} needs {expected}"
+            f"{path} holds {len(raw) - header} data bytes; "
+            f"its header {list(shape)} needs {expected}"
         )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 

@@ -29,8 +29,13 @@ class ModelSpec:
     summary: str
 
 
-def _spec(name: str, builder: Callable[..., LayerChain], shape: tuple[int, ...], classes: int,
-          summary: str) -> ModelSpec:  # fmt: skip
+def _spec(
+    name: str,
+    builder: Callable[..., LayerChain],
+    shape: tuple[int, ...],
+    classes: int,
+    summary: str,
+) -> ModelSpec:
     return ModelSpec(name, builder, shape, classes, summary)
 
 
@@ -46,8 +51,13 @@ MODELS: dict[str, ModelSpec] = {
         _spec("resnet34", partial(resnet, "resnet34"), (3, 32, 32), 10, "ResNet-34"),
         _spec("resnet50", partial(resnet, "resnet50"), (3, 32, 32), 10, "ResNet-50"),
         _spec("resnet101", partial(resnet, "resnet101"), (3, 32, 32), 10, "ResNet-101"),
-        _spec("resnet101_basic", partial(resnet, "resnet101_basic"), (3, 32, 32), 10,
-              "ResNet-101 with basic blocks (reference layering)"),  # fmt: skip
+        _spec(
+            "resnet101_basic",
+            partial(resnet, "resnet101_basic"),
+            (3, 32, 32),
+            10,
+            "ResNet-101 with basic blocks (reference layering)",
+        ),
         _spec("gpt_small", gpt_small, (64,), 256, "small decoder-only transformer"),
     ]
 }

@@ -43,7 +43,9 @@ class LayerProfile(BaseModel):
     @property
     def train_state_bytes(self) -> int:
         """Weights + gradients + optimizer state of one instance of this layer."""
-        return self.param_bytes + (self.grad_bytes or self.param_bytes) + (self.optimizer_bytes or 0)
+        return (
+            self.param_bytes + (self.grad_bytes or self.param_bytes) + (self.optimizer_bytes or 0)
+        )
 
 
 class Profile(BaseModel):

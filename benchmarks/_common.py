@@ -1,0 +1,27 @@
+"""Shared bits of the benchmarks: result files and the machine they ran on."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}  # fmt: skip
+
+
+def write(name: str, data: dict[str, Any], out: str | None) -> Path:
+    """Write ``data`` as JSON to ``out`` (default benchmarks/results/<name>.json)."""
+    path = Path(out) if out else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path

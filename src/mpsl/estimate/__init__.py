@@ -1,0 +1,1 @@
+"""Estimating round time and memory before deployment: closed form and simulation."""

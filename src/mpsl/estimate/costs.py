@@ -1,0 +1,162 @@
+"""Per-batch costs of a deployment: what each compute node, link and data owner spends on a batch.
+
+The closed form, the simulation and the planner all read these numbers, so they agree by
+construction. Times are milliseconds for one batch of the cluster's batch size; a profile measured
+at another batch size is scaled linearly (time and bytes), which is a documented approximation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mpsl.cluster import Cluster
+from mpsl.errors import FormatError
+from mpsl.profile.format import Profile
+from mpsl.split import part_ranges
+
+
+@dataclass(frozen=True)
+class OwnerCosts:
+    """One data-owner group: its parts' compute and its link transfers, per batch."""
+
+    name: str
+    count: int
+    first_fwd_ms: float
+    first_bwd_ms: float  # backward + optimizer step of the first part
+    last_ms: float  # forward, loss, backward and optimizer step of the last part
+    up_act_ms: float  # activation of cut c0 to the first compute node
+    down_act_ms: float  # activation of cut cN from the last compute node
+    up_grad_ms: float  # gradient of cut cN to the last compute node
+    down_grad_ms: float  # gradient of cut c0 from the first compute node
+    upload_model_ms: float  # first + last part to the aggregator
+    download_model_ms: float
+
+
+@dataclass(frozen=True)
+class NodeCosts:
+    """One compute node hosting one middle part."""
+
+    name: str
+    first_layer: int
+    last_layer: int
+    fwd_ms: float
+    bwd_ms: float  # backward + optimizer step
+
+
+@dataclass(frozen=True)
+class HopCosts:
+    """The link from compute node i to node i+1: activation forward, gradient back."""
+
+    act_ms: float
+    grad_ms: float
+
+
+@dataclass(frozen=True)
+class PipelineCosts:
+    """Everything the estimators need about one deployment of one cut list."""
+
+    owners: tuple[OwnerCosts, ...]
+    nodes: tuple[NodeCosts, ...]
+    hops: tuple[HopCosts, ...]
+    batches_per_round: int  # r * B for each data owner
+    aggregation_ms: float  # the aggregator's averaging work
+
+    @property
+    def num_owners(self) -> int:
+        """K: data owners of all groups."""
+        return sum(o.count for o in self.owners)
+
+    def owner_mean(self, attr: str) -> float:
+        """Mean over data owners (weighted by group size) of one OwnerCosts field."""
+        return sum(getattr(o, attr) * o.count for o in self.owners) / self.num_owners
+
+
+def transfer_ms(num_bytes: float, bps: float, latency_s: float = 0.0) -> float:
+    """Milliseconds to move ``num_bytes`` over a link of ``bps`` bits/s with ``latency_s``."""
+    return 1000.0 * (num_bytes * 8.0 / bps + latency_s)
+
+
+def pipeline_costs(
+    profile: Profile,
+    cluster: Cluster,
+    cuts: Sequence[int],
+    nodes: Sequence[str] | None = None,
+    aggregator_ms: float = 0.0,
+) -> PipelineCosts:
+    """Per-batch costs of running ``cuts`` with middle part i on ``nodes[i]``.
+
+    ``nodes`` defaults to the first N compute nodes of the cluster, in file order.
+    """
+    ranges = part_ranges(cuts, profile.num_layers)
+    middle = ranges[1:-1]
+    names = list(nodes) if nodes is not None else [n.name for n in cluster.compute_nodes]
+    if len(names) < len(middle):
+        raise FormatError(
+            f"cut list {list(cuts)} has {len(middle)} compute-node parts but the cluster offers "
+            f"{len(names)} compute nodes; use fewer cuts or add nodes"
+        )
+    names = names[: len(middle)]
+    if len(set(names)) != len(names):
+        raise FormatError(f"a compute node can host one part only; got {names}")
+    cluster.check_devices(profile)
+    scale = cluster.training.batch_size / profile.batch_size
+
+    def span(device: str, first: int, last: int, slowdown: float) -> tuple[float, float]:
+        fwd = bwd = 0.0
+        for layer in range(first, last + 1):
+            t = profile.timing(device, layer)
+            fwd += t.fwd
+            bwd += t.bwd + t.opt
+        return fwd * slowdown * scale, bwd * slowdown * scale
+
+    def out_bytes(layer: int) -> float:
+        return profile.layers[layer - 1].output_bytes * scale
+
+    node_costs = []
+    for name, (first, last) in zip(names, middle, strict=True):
+        node = cluster.node(name)
+        fwd, bwd = span(node.device, first, last, node.slowdown)
+        node_costs.append(NodeCosts(name, first, last, fwd, bwd))
+    hops = []
+    for a, b, (_, last) in zip(names, names[1:], middle, strict=False):
+        bps, lat = cluster.link(a, b)
+        hops.append(
+            HopCosts(transfer_ms(out_bytes(last), bps, lat), transfer_ms(out_bytes(last), bps, lat))
+        )
+    first_part, last_part = ranges[0], ranges[-1]
+    model_bytes = sum(
+        profile.layers[i - 1].param_bytes
+        for lo, hi in (first_part, last_part)
+        for i in range(lo, hi + 1)
+    )
+    owners = []
+    for group_name, group in zip(cluster.group_names(), cluster.data_owners, strict=True):
+        f_fwd, f_bwd = span(group.device, *first_part, group.slowdown)
+        l_fwd, l_bwd = span(group.device, *last_part, group.slowdown)
+        up = cluster.link(group_name, names[0])
+        down = cluster.link(group_name, names[-1])
+        act0, actn = out_bytes(first_part[1]), out_bytes(middle[-1][1])
+        owners.append(
+            OwnerCosts(
+                name=group_name,
+                count=group.count,
+                first_fwd_ms=f_fwd,
+                first_bwd_ms=f_bwd,
+                last_ms=l_fwd + l_bwd,
+                up_act_ms=transfer_ms(act0, *up),
+                down_act_ms=transfer_ms(actn, *down),
+                up_grad_ms=transfer_ms(actn, *down),
+                down_grad_ms=transfer_ms(act0, *up),
+                upload_model_ms=transfer_ms(model_bytes, group.link_bps, group.link_latency_s),
+                download_model_ms=transfer_ms(model_bytes, group.link_bps, group.link_latency_s),
+            )
+        )
+    t = cluster.training
+    return PipelineCosts(
+        owners=tuple(owners),
+        nodes=tuple(node_costs),
+        hops=tuple(hops),
+        batches_per_round=t.local_epochs * t.batches_per_epoch,
+        aggregation_ms=aggregator_ms,
+    )

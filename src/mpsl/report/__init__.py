@@ -1,0 +1,1 @@
+"""Run reports: summary.json, events.jsonl and the pipeline Gantt chart."""

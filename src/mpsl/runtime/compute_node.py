@@ -1,0 +1,260 @@
+"""The compute node: one middle part, one instance of it per data owner, one task queue.
+
+Forward and backward tasks of all data owners arrive in one inbox; the queue policy picks the next
+task; outputs are handed to the transport (which never blocks), so sending overlaps computing.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mpsl.runtime.device import REAL, Device
+from mpsl.runtime.events import EventLog, TaskRecord
+from mpsl.runtime.memory import saved_bytes, state_bytes
+from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.training import fedavg
+from mpsl.runtime.transport import Transport
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("fifo", "backward-first")
+OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
+
+
+@dataclass
+class Instance:
+    """One data owner's copy of the part, its optimizer, and the samples it trained on."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    samples: int = 0
+
+
+class TaskQueue:
+    """Pending tasks of a compute node, ordered by policy."""
+
+    def __init__(self, policy: str) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown queue policy '{policy}'; choose one of {POLICIES}")
+        self.policy = policy
+        self._fifo: deque[Message] = deque()
+        self._backward: deque[Message] = deque()
+
+    def __len__(self) -> int:
+        return len(self._fifo) + len(self._backward)
+
+    def push(self, msg: Message) -> None:
+        """Add a task (or a control message, which keeps its arrival order)."""
+        if self.policy == "backward-first" and msg.kind is Kind.GRADIENT:
+            self._backward.append(msg)
+        else:
+            self._fifo.append(msg)
+
+    def pop(self) -> Message:
+        """The next task under the policy."""
+        return self._backward.popleft() if self._backward else self._fifo.popleft()
+
+
+class ComputeNode:
+    """Serves forward and backward tasks of every data owner for one middle part."""
+
+    def __init__(
+        self,
+        name: str,
+        part: nn.Module,
+        prev_hop: Callable[[int], str],
+        next_hop: Callable[[int], str],
+        transport: Transport,
+        events: EventLog,
+        make_optimizer: OptimizerFactory,
+        policy: str = "fifo",
+        device: Device = REAL,
+        coordinator: str = "coordinator",
+        emulated_output_bytes: int = 0,
+    ) -> None:
+        self.name = name
+        self.emulated_output_bytes = emulated_output_bytes  # activation size when compute is off
+        self.global_part = part
+        self.prev_hop, self.next_hop = prev_hop, next_hop
+        self.transport, self.events = transport, events
+        self.make_optimizer = make_optimizer
+        self.queue = TaskQueue(policy)
+        self.device = device
+        self.coordinator = coordinator
+        self.instances: dict[int, Instance] = {}
+        self.stash: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, int]] = {}
+        self.round = -1
+        self.live_activation_bytes = 0
+        self.peak_activation_bytes = 0
+        self.peak_state_bytes = 0
+        self.max_queue = 0
+
+    def serve(self) -> None:
+        """Run until STOP; any failure is reported to the coordinator instead of hanging it."""
+        while True:
+            msg = self._next()
+            try:
+                if msg.kind is Kind.STOP:
+                    return
+                self._handle(msg)
+            except Exception as exc:  # a role must report, not die silently
+                log.exception("%s failed", self.name)
+                text = (
+                    f"compute node {self.name}, round {msg.round}, data owner {msg.owner}, "
+                    f"batch {msg.batch}: {type(exc).__name__}: {exc}"
+                )
+                self.transport.send(self.coordinator, Message(Kind.ERROR, self.name, text=text))
+
+    def _next(self) -> Message:
+        if not len(self.queue):
+            self.queue.push(self.transport.recv(self.name))
+        while True:
+            try:
+                self.queue.push(self.transport.recv(self.name, timeout=0))
+            except queue.Empty:
+                break
+        self.max_queue = max(self.max_queue, len(self.queue))
+        return self.queue.pop()
+
+    def _handle(self, msg: Message) -> None:
+        if msg.kind is Kind.ROUND_START:
+            self._start_round(msg)
+        elif msg.kind is Kind.ACTIVATION:
+            self._forward(msg)
+        elif msg.kind is Kind.GRADIENT:
+            self._backward(msg)
+        elif msg.kind is Kind.AGGREGATE:
+            self._aggregate(msg)
+        else:
+            raise ValueError(f"unexpected {msg.kind.value} message from {msg.sender}")
+
+    def _start_round(self, msg: Message) -> None:
+        if msg.tensors:
+            self.global_part.load_state_dict(msg.tensors)
+        self.round = msg.round
+        owners = range(msg.owner)  # ROUND_START.owner carries K
+        self.instances = {}
+        for k in owners:
+            module = copy.deepcopy(self.global_part)
+            self.instances[k] = Instance(module, self.make_optimizer(module))
+
+    def _forward(self, msg: Message) -> None:
+        inst = self._instance(msg)
+        start = self.events.now()
+        saved = [0]
+
+        def work() -> tuple[torch.Tensor, torch.Tensor]:
+            assert msg.tensor is not None
+            x = msg.tensor.detach().requires_grad_(msg.tensor.is_floating_point())
+            with saved_bytes(saved, inst.module.parameters()):
+                return x, inst.module(x)
+
+        result = self.device.run("fwd", work)
+        if result is None:  # emulation only: no tensors, just their sizes
+            self.stash[(msg.owner, msg.batch)] = (torch.empty(0), None, msg.virtual_bytes)
+            out_msg = Message(
+                Kind.ACTIVATION,
+                self.name,
+                msg.owner,
+                msg.batch,
+                msg.round,
+                virtual_bytes=self.emulated_output_bytes,
+            )
+        else:
+            x, out = result
+            self.stash[(msg.owner, msg.batch)] = (x, out, saved[0])
+            self.live_activation_bytes += saved[0]
+            self.peak_activation_bytes = max(self.peak_activation_bytes, self.live_activation_bytes)
+            inst.samples += x.shape[0]
+            out_msg = Message(
+                Kind.ACTIVATION, self.name, msg.owner, msg.batch, msg.round, tensor=out.detach()
+            )
+        self.transport.send(self.next_hop(msg.owner), out_msg)
+        self._record(msg, "fwd", start, out_msg.nbytes)
+
+    def _backward(self, msg: Message) -> None:
+        inst = self._instance(msg)
+        key = (msg.owner, msg.batch)
+        if key not in self.stash:
+            raise ValueError(
+                f"gradient for data owner {msg.owner} batch {msg.batch} "
+                f"has no matching forward pass at {self.name}"
+            )
+        x, out, saved = self.stash.pop(key)
+        start = self.events.now()
+
+        def work() -> torch.Tensor | None:
+            assert out is not None and msg.tensor is not None
+            out.backward(msg.tensor)
+            if inst.optimizer is not None:
+                inst.optimizer.step()
+                inst.optimizer.zero_grad(set_to_none=True)
+            return x.grad
+
+        grad = self.device.run("bwd", work) if out is not None else self.device.run("bwd", _none)
+        self.live_activation_bytes -= saved if out is not None else 0
+        out_msg = Message(
+            Kind.GRADIENT,
+            self.name,
+            msg.owner,
+            msg.batch,
+            msg.round,
+            tensor=grad,
+            virtual_bytes=0 if grad is not None else saved,
+        )
+        self.transport.send(self.prev_hop(msg.owner), out_msg)
+        self._record(msg, "bwd", start, out_msg.nbytes)
+
+    def _aggregate(self, msg: Message) -> None:
+        start = self.events.now()
+        # Instances hold weights and optimizer state all round; gradients exist for one at a time.
+        grads = max((sum(p.nbytes for p in i.module.parameters()) for i in self.instances.values()),
+                    default=0)
+        self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
+        trained = [i for i in self.instances.values() if i.samples > 0]
+        if trained:
+            states = [i.module.state_dict() for i in trained]
+            self.global_part.load_state_dict(fedavg(states, [i.samples for i in trained]))
+        reply = Message(
+            Kind.WEIGHTS,
+            self.name,
+            round=self.round,
+            tensors={k: v.detach().clone() for k, v in self.global_part.state_dict().items()},
+        )
+        self.transport.send(msg.sender, reply)
+        self._record(msg, "aggregate", start, reply.nbytes)
+
+    def _instance(self, msg: Message) -> Instance:
+        if msg.owner not in self.instances:
+            raise ValueError(
+                f"unknown data owner {msg.owner} at {self.name} "
+                f"(known: 0..{len(self.instances) - 1})"
+            )
+        return self.instances[msg.owner]
+
+    def _state_bytes(self) -> int:
+        return sum(state_bytes(i.module, i.optimizer) for i in self.instances.values())
+
+    def _record(self, msg: Message, kind: str, start: float, nbytes: int) -> None:
+        self.events.add(
+            TaskRecord(
+                self.name, msg.owner, msg.batch, self.round, kind, start, self.events.now(), nbytes
+            )
+        )
+
+    @property
+    def peak_memory_bytes(self) -> int:
+        """Peak tensor bytes held: all instances' state plus the most activations saved at once."""
+        return self.peak_state_bytes + self.peak_activation_bytes
+
+
+def _none() -> None:
+    return None

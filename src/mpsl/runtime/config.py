@@ -1,0 +1,67 @@
+"""RunConfig: everything one training run needs, from flags or a TOML file, validated on load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mpsl.fileformat import parse_model, read_data
+
+
+class RunConfig(BaseModel):
+    """One MP-SL training run. TOML keys are these field names (docs/formats.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "digits_cnn"
+    dataset: Literal["digits", "mnist", "cifar10", "synthetic"] = "digits"
+    data_path: str | None = Field(default=None, description="directory of mnist/cifar10 files")
+    input_shape: list[int] | None = None
+    num_classes: int | None = Field(default=None, gt=0)
+    data_owners: int = Field(default=4, ge=1)
+    partition: Literal["iid", "dirichlet"] = "iid"
+    alpha: float = Field(default=0.5, gt=0, description="Dirichlet concentration (label skew)")
+    cuts: list[int] | None = None
+    compute_nodes: int | None = Field(default=None, ge=1, description="hops; used without cuts")
+    rounds: int = Field(default=6, ge=1)
+    local_epochs: int = Field(default=2, ge=1)
+    batches_per_epoch: int | None = Field(default=None, ge=1, description="default: all data")
+    batch_size: int = Field(default=16, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = 0
+    queue_policy: Literal["fifo", "backward-first"] = "fifo"
+    out: str | None = None
+
+    @model_validator(mode="after")
+    def _cuts_or_hops(self) -> RunConfig:
+        both = self.cuts is not None and self.compute_nodes is not None
+        if both and len(self.cuts or []) - 1 != self.compute_nodes:
+            raise ValueError(
+                f"cuts {self.cuts} make {len(self.cuts or []) - 1} compute-node parts but "
+                f"compute_nodes is {self.compute_nodes}; give one of them"
+            )
+        return self
+
+    @property
+    def parts(self) -> int | None:
+        """P, when it is fixed by the config."""
+        if self.cuts is not None:
+            return len(self.cuts) + 1
+        return self.compute_nodes + 2 if self.compute_nodes else None
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """Read a TOML (or JSON) config; ``overrides`` (e.g. from flags) win over the file."""
+        data = read_data(path)
+        data.update(overrides or {})
+        return parse_model(cls, data, str(path))
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any], source: str = "options") -> RunConfig:
+        """Validate ``values`` (flags); errors name the field."""
+        return parse_model(cls, values, source)

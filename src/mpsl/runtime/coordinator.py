@@ -1,0 +1,138 @@
+"""The coordinator: starts rounds, collects results, assembles and evaluates the global model.
+
+It talks to the roles only through a transport, so the same code drives threads in one process
+and processes on other hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mpsl.data.base import Labeled
+from mpsl.errors import RuntimeFailure
+from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint, strip_prefix
+from mpsl.runtime.training import evaluate
+from mpsl.runtime.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (round, data owners finished)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round produced."""
+
+    round: int
+    loss: float  # mean training loss over all samples of the round
+    test_loss: float
+    accuracy: float
+    seconds: float
+    samples: int
+
+
+class Coordinator:
+    """Drives rounds over a transport: start, wait for data owners, aggregate, evaluate."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        parts: Sequence[nn.Module],
+        model: nn.Module,
+        owners: int,
+        test: Labeled | None,
+        name: str = "coordinator",
+        timeout_s: float = 600.0,
+    ) -> None:
+        self.transport = transport
+        self.parts = parts  # share modules with ``model``: loading a part updates the model
+        self.model = model
+        self.owners = owners
+        self.test = test
+        self.name = name
+        self.timeout_s = timeout_s
+
+    @property
+    def nodes(self) -> int:
+        """N: compute nodes."""
+        return len(self.parts) - 2
+
+    def run_round(self, r: int, progress: Progress | None = None) -> RoundResult:
+        """One round: every data owner trains, then FedAvg everywhere, then evaluation."""
+        start = time.perf_counter()
+        for i in range(self.nodes):
+            self.transport.send(
+                node_endpoint(i),
+                Message(
+                    Kind.ROUND_START,
+                    self.name,
+                    owner=self.owners,
+                    round=r,
+                    tensors=_copy(self.parts[i + 1].state_dict()),
+                ),
+            )
+        owner_state = {f"first.{k}": v for k, v in _copy(self.parts[0].state_dict()).items()}
+        owner_state |= {f"last.{k}": v for k, v in _copy(self.parts[-1].state_dict()).items()}
+        for k in range(self.owners):
+            self.transport.send(
+                owner_endpoint(k),
+                Message(Kind.ROUND_START, self.name, round=r, tensors=owner_state),
+            )
+        loss_sum, samples = 0.0, 0
+        for done in range(1, self.owners + 1):
+            msg = self._expect(Kind.ROUND_DONE, r)
+            loss_sum += msg.value
+            samples += msg.samples
+            if progress:
+                progress(r, done)
+        for i in range(self.nodes):
+            self.transport.send(node_endpoint(i), Message(Kind.AGGREGATE, self.name, round=r))
+        for _ in range(self.nodes + 1):
+            msg = self._expect(Kind.WEIGHTS, r)
+            self._install(msg)
+        seconds = time.perf_counter() - start
+        test_loss, accuracy = evaluate(self.model, self.test) if self.test else (float("nan"),) * 2
+        return RoundResult(r, loss_sum / max(samples, 1), test_loss, accuracy, seconds, samples)
+
+    def stop(self, endpoints: list[str]) -> None:
+        """Tell every role to finish."""
+        for e in endpoints:
+            self.transport.send(e, Message(Kind.STOP, self.name))
+
+    def _install(self, msg: Message) -> None:
+        if msg.sender == "aggregator":
+            self.parts[0].load_state_dict(strip_prefix(msg.tensors, "first."))
+            self.parts[-1].load_state_dict(strip_prefix(msg.tensors, "last."))
+            return
+        for i in range(self.nodes):
+            if msg.sender == node_endpoint(i):
+                self.parts[i + 1].load_state_dict(msg.tensors)
+                return
+        raise RuntimeFailure(f"weights from unknown sender {msg.sender}")
+
+    def _expect(self, kind: Kind, r: int) -> Message:
+        try:
+            msg = self.transport.recv(self.name, timeout=self.timeout_s)
+        except queue.Empty:
+            raise RuntimeFailure(
+                f"round {r}: no {kind.value} message for {self.timeout_s:.0f} s; a role hangs"
+            ) from None
+        if msg.kind is Kind.ERROR:
+            raise RuntimeFailure(msg.text)
+        if msg.kind is not kind or msg.round != r:
+            raise RuntimeFailure(
+                f"round {r}: expected {kind.value}, got {msg.kind.value} "
+                f"(round {msg.round}) from {msg.sender}"
+            )
+        return msg
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}

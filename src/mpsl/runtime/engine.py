@@ -1,0 +1,190 @@
+"""The in-process engine: every role a thread, all talking through one transport.
+
+It builds the model, splits it, partitions the data, starts the roles and lets the coordinator
+drive the rounds. Emulation (device times, link rates) plugs in through ``Device`` and the
+transport's link model; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mpsl.data import Dataset, load_dataset, partition
+from mpsl.models import LayerChain, build_model
+from mpsl.runtime.aggregator import Aggregator
+from mpsl.runtime.compute_node import ComputeNode
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
+from mpsl.runtime.data_owner import DataOwner, Workload
+from mpsl.runtime.device import REAL, Device
+from mpsl.runtime.events import EventLog
+from mpsl.runtime.messages import node_endpoint, owner_endpoint
+from mpsl.runtime.training import make_optimizer
+from mpsl.runtime.transport import InProcessTransport, LinkModel
+from mpsl.split import even_cuts, split_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced, for reports."""
+
+    config: RunConfig
+    cuts: tuple[int, ...]
+    rounds: list[RoundResult]
+    events: EventLog
+    bytes_per_link: dict[str, int]
+    peak_memory_bytes: dict[str, int]
+    model: LayerChain
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def resolve_cuts(config: RunConfig, num_layers: int) -> tuple[int, ...]:
+    """The config's cuts, or an even split over its number of compute nodes (default 2)."""
+    if config.cuts is not None:
+        return tuple(config.cuts)
+    return even_cuts(num_layers, config.compute_nodes or 2)
+
+
+def optimizer_factory(config: RunConfig) -> Callable[[nn.Module], torch.optim.Optimizer | None]:
+    """A function that makes the configured optimizer for one part instance."""
+
+    def make(module: nn.Module) -> torch.optim.Optimizer | None:
+        return make_optimizer(
+            module.parameters(), config.optimizer, config.lr, config.momentum, config.weight_decay
+        )
+
+    return make
+
+
+def load_run_data(config: RunConfig) -> Dataset:
+    """The dataset a config names."""
+    shape = tuple(config.input_shape) if config.input_shape else None
+    return load_dataset(config.dataset, config.data_path, shape, config.num_classes, config.seed)
+
+
+class LocalEngine:
+    """Runs MP-SL with every role as a thread of this process."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset | None = None,
+        model: LayerChain | None = None,
+        devices: Mapping[str, Device] | None = None,
+        link_model: LinkModel | None = None,
+        emulated_bytes: Mapping[str, int] | None = None,
+    ) -> None:
+        self.config = config
+        self.dataset = dataset or load_run_data(config)
+        self.model = model or build_model(
+            config.model,
+            config.num_classes or self.dataset.num_classes,
+            self.dataset.input_shape,
+            seed=config.seed,
+        )
+        self.cuts = resolve_cuts(config, self.model.num_layers)
+        self.parts = split_model(self.model, self.cuts)
+        self.devices = devices or {}
+        self.emulated_bytes = emulated_bytes or {}
+        self.transport = InProcessTransport(link_model)
+        self.events = EventLog()
+        self._build_roles()
+
+    def _device(self, name: str) -> Device:
+        return self.devices.get(name, REAL)
+
+    def _build_roles(self) -> None:
+        cfg, n = self.config, len(self.parts) - 2
+        owners = cfg.data_owners
+        shares = partition(self.dataset.train.y.numpy(), owners, cfg.partition, cfg.alpha, cfg.seed)
+        opt = optimizer_factory(cfg)
+        nodes = [node_endpoint(i) for i in range(n)]
+
+        def prev_hop(i: int) -> Callable[[int], str]:
+            return owner_endpoint if i == 0 else (lambda _k: nodes[i - 1])
+
+        def next_hop(i: int) -> Callable[[int], str]:
+            return owner_endpoint if i == n - 1 else (lambda _k: nodes[i + 1])
+
+        self.nodes = [
+            ComputeNode(
+                nodes[i],
+                copy.deepcopy(self.parts[i + 1]),
+                prev_hop(i),
+                next_hop(i),
+                self.transport,
+                self.events,
+                opt,
+                cfg.queue_policy,
+                self._device(nodes[i]),
+                emulated_output_bytes=self.emulated_bytes.get(nodes[i], 0),
+            )
+            for i in range(n)
+        ]
+        workload = Workload(cfg.batch_size, cfg.local_epochs, cfg.batches_per_epoch, cfg.seed)
+        emulated = (self.emulated_bytes.get("first", 0), self.emulated_bytes.get(nodes[-1], 0))
+        self.owners = [
+            DataOwner(
+                k,
+                self.dataset.train.subset(torch.from_numpy(shares[k])),
+                copy.deepcopy(self.parts[0]),
+                copy.deepcopy(self.parts[-1]),
+                nodes[0],
+                nodes[-1],
+                self.transport,
+                self.events,
+                opt,
+                workload,
+                self._device(owner_endpoint(k)),
+                emulated_output_bytes=emulated,
+            )
+            for k in range(owners)
+        ]
+        self.aggregator = Aggregator(owners, self.transport, self.events)
+        self.coordinator = Coordinator(
+            self.transport, self.parts, self.model, owners, self.dataset.test
+        )
+
+    def run(
+        self,
+        progress: Progress | None = None,
+        on_round: Callable[[RoundResult], None] | None = None,
+    ) -> RunResult:
+        """Train for the configured rounds; the roles' threads end with the run."""
+        roles: list[ComputeNode | DataOwner | Aggregator] = [
+            *self.nodes,
+            *self.owners,
+            self.aggregator,
+        ]
+        threads = [threading.Thread(target=r.serve, name=r.name, daemon=True) for r in roles]
+        for t in threads:
+            t.start()
+        results: list[RoundResult] = []
+        try:
+            for r in range(self.config.rounds):
+                result = self.coordinator.run_round(r, progress)
+                results.append(result)
+                if on_round:
+                    on_round(result)
+        finally:
+            self.coordinator.stop([r.name for r in roles])
+            for t in threads:
+                t.join(timeout=10)
+            self.transport.close()
+        links = {
+            f"{a}->{b}": v
+            for (a, b), v in sorted(self.transport.bytes_sent.items())
+            if a != "coordinator" and b != "coordinator"
+        }
+        memory = {n.name: n.peak_memory_bytes for n in self.nodes}
+        memory |= {o.name: o.peak_memory_bytes for o in self.owners}
+        return RunResult(self.config, self.cuts, results, self.events, links, memory, self.model)

@@ -1,0 +1,99 @@
+"""Pieces of training shared by the roles and by plain local training: loss, optimizer, batches,
+and FedAvg. Keeping them in one place is what makes MP-SL and local training comparable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mpsl.data.base import Labeled
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; token models' (B, T, V) logits are flattened against (B, T) targets."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def make_optimizer(
+    params: Sequence[nn.Parameter] | Iterator[nn.Parameter],
+    kind: str,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer | None:
+    """SGD (with momentum) or Adam over ``params``; None for a part without parameters."""
+    params = list(params)
+    if not params:
+        return None
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def batch_plan(
+    samples: int, batch_size: int, batches_per_epoch: int | None, epochs: int, seed: int
+) -> list[torch.Tensor]:
+    """Sample indices of every batch of ``epochs`` local epochs, reshuffled each epoch.
+
+    With ``batches_per_epoch`` an epoch is that many batches (wrapping around the data);
+    otherwise an epoch is one pass over all samples.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = batches_per_epoch or -(-samples // batch_size)
+    batches = []
+    for _ in range(epochs):
+        order = torch.randperm(samples, generator=gen)
+        need = per_epoch * batch_size
+        if need > samples and batches_per_epoch:
+            reps = -(-need // samples)
+            order = torch.cat(
+                [order] + [torch.randperm(samples, generator=gen) for _ in range(reps - 1)]
+            )
+        for b in range(per_epoch):
+            chunk = order[b * batch_size : (b + 1) * batch_size]
+            if len(chunk):
+                batches.append(chunk)
+    return batches
+
+
+def owner_seed(seed: int, owner: int, round_: int) -> int:
+    """The data-order seed of one data owner in one round."""
+    return (seed * 1_000_003 + owner * 10_007 + round_) % (2**31)
+
+
+def fedavg(
+    states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]
+) -> dict[str, torch.Tensor]:
+    """Weighted average of state dicts; integer buffers (BatchNorm counters) take the maximum."""
+    total = float(sum(weights))
+    if not states or total <= 0:
+        raise ValueError("FedAvg needs at least one state with positive weight")
+    result: dict[str, torch.Tensor] = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            acc = torch.zeros_like(first, dtype=torch.float64)
+            for state, w in zip(states, weights, strict=True):
+                acc += state[key].to(torch.float64) * (w / total)
+            result[key] = acc.to(first.dtype)
+        else:
+            result[key] = torch.stack([s[key] for s in states]).max(dim=0).values
+    return result
+
+
+def evaluate(model: nn.Module, data: Labeled, batch_size: int = 512) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on ``data``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            x, y = data.x[i : i + batch_size], data.y[i : i + batch_size]
+            logits = model(x)
+            loss_sum += float(loss_fn(logits, y)) * y.numel()
+            correct += int((logits.argmax(dim=-1) == y).sum())
+            count += y.numel()
+    model.train(was_training)
+    return loss_sum / max(count, 1), correct / max(count, 1)

@@ -1,0 +1,115 @@
+"""The in-process runtime: policies, partitions, outputs and bad configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mpsl.cli import app
+from mpsl.data.synthetic import load_synthetic
+from mpsl.errors import FormatError
+from mpsl.runtime.compute_node import TaskQueue
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.messages import Kind, Message
+
+DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
+
+
+def _run(**kw):
+    cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=3, batch_size=10, **kw)
+    return LocalEngine(cfg, dataset=DATA).run()
+
+
+@pytest.mark.parametrize("policy", ["fifo", "backward-first"])
+@pytest.mark.parametrize("cuts", [[1, 5], [1, 3, 5], [1, 2, 3, 5]])
+def test_every_task_runs_once_per_batch(policy, cuts):
+    res = _run(cuts=cuts, queue_policy=policy, partition="dirichlet", alpha=0.5)
+    nodes = len(cuts) - 1
+    batches = {(r.owner, r.batch) for r in res.events.records if r.kind == "first_fwd"}
+    for kind in ("fwd", "bwd"):
+        done = [(r.node, r.owner, r.batch) for r in res.events.records if r.kind == kind]
+        assert len(done) == len(set(done)) == nodes * len(batches)
+    assert res.rounds[0].samples == 120 * res.config.local_epochs
+
+
+def test_queue_policies_order_tasks():
+    fwd = [Message(Kind.ACTIVATION, "a", owner=i) for i in range(2)]
+    bwd = Message(Kind.GRADIENT, "b", owner=9)
+    for policy, expected in [("fifo", [0, 1, 9]), ("backward-first", [9, 0, 1])]:
+        q = TaskQueue(policy)
+        for m in [*fwd, bwd]:
+            q.push(m)
+        assert [q.pop().owner for _ in range(3)] == expected
+    with pytest.raises(ValueError, match="unknown queue policy"):
+        TaskQueue("lifo")
+
+
+def test_pipeline_overlaps_data_owners():
+    res = _run(cuts=[1, 3, 5])
+    node1 = sorted(
+        (r for r in res.events.records if r.node == "node1" and r.kind in ("fwd", "bwd")),
+        key=lambda r: r.start,
+    )
+    # Between one batch's forward and its backward, node1 serves other data owners.
+    first = node1[0]
+    until_back = next(
+        i
+        for i, r in enumerate(node1)
+        if r.kind == "bwd" and (r.owner, r.batch) == (first.owner, first.batch)
+    )
+    assert {r.owner for r in node1[:until_back]} - {first.owner}
+
+
+def test_training_learns_and_reports_memory_and_bytes():
+    res = LocalEngine(
+        RunConfig(dataset="synthetic", rounds=3, data_owners=2, batch_size=16, lr=0.05),
+        dataset=DATA,
+    ).run()
+    assert res.rounds[-1].loss < res.rounds[0].loss
+    assert set(res.peak_memory_bytes) == {"node1", "node2", "owner1", "owner2"}
+    assert all(v > 0 for v in res.peak_memory_bytes.values())
+    # labels never travel: every data-owner message is an activation or gradient, or weights to the aggregator
+    assert res.bytes_per_link["owner1->node1"] > 0 and res.bytes_per_link["owner1->aggregator"] > 0
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"data_owners": 0}, "data_owners"),
+        ({"partition": "shards"}, "partition"),
+        ({"queue_policy": "lifo"}, "queue_policy"),
+        ({"lr": -1}, "lr"),
+        ({"colour": 1}, "colour"),
+    ],
+)
+def test_bad_config_names_the_field(values, field):
+    with pytest.raises(FormatError, match=f"field '{field}'"):
+        RunConfig.from_values(values)
+
+
+def test_toml_config_and_cli_writes_report(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        'dataset = "synthetic"\nrounds = 1\ndata_owners = 2\nbatch_size = 32\ncuts = [1, 3, 5]\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["cuts"] == [1, 3, 5] and summary["parts"] == 4
+    assert set(summary["rounds"][0]) >= {"round", "loss", "accuracy", "seconds"}
+    assert summary["bytes_per_link"] and summary["peak_memory_bytes"]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert {"node", "owner", "batch", "kind", "start", "end", "bytes"} <= set(events[0])
+    assert (out / "pipeline.png").stat().st_size > 1000
+
+
+def test_cli_bad_config_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("rounds = 0\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg)])
+    assert result.exit_code != 0
+    assert "field 'rounds'" in str(result.exception) or "field 'rounds'" in result.output
