@@ -62,8 +62,16 @@ def measure(case: tuple, repeats: int) -> dict:
         dataset = load_dataset(ds_name)
     model = build_model(model_name, 10, shape, seed=0)
     s = model.num_layers
-    cfg = RunConfig(model=model_name, dataset="synthetic", data_owners=owners, batch_size=batch,
-                    local_epochs=1, rounds=1, cuts=[1, s // 2, s - 1], seed=0)  # P = 4
+    cfg = RunConfig(
+        model=model_name,
+        dataset="synthetic",
+        data_owners=owners,
+        batch_size=batch,
+        local_epochs=1,
+        rounds=1,
+        cuts=[1, s // 2, s - 1],
+        seed=0,
+    )  # P = 4
     plain(cfg, dataset, model)  # warm-up: allocator, kernels
     runs = {"plain": [], "mpsl": []}
     for _ in range(repeats):
@@ -71,9 +79,16 @@ def measure(case: tuple, repeats: int) -> dict:
             seconds, samples = fn(cfg, dataset, model)
             runs[name].append(samples / seconds)
     p, m = statistics.median(runs["plain"]), statistics.median(runs["mpsl"])
-    return {"case": label, "parts": 4, "data_owners": owners, "batch_size": batch,
-            "plain_samples_per_s": p, "mpsl_samples_per_s": m, "ratio": m / p,
-            "runs": runs}  # fmt: skip
+    return {
+        "case": label,
+        "parts": 4,
+        "data_owners": owners,
+        "batch_size": batch,
+        "plain_samples_per_s": p,
+        "mpsl_samples_per_s": m,
+        "ratio": m / p,
+        "runs": runs,
+    }
 
 
 def main() -> None:
@@ -87,9 +102,11 @@ def main() -> None:
         rows.append(measure(case, args.repeats))
         if not args.json:
             r = rows[-1]
-            print(f"{r['case']:34s} plain {r['plain_samples_per_s']:9.1f} samples/s   "
-                  f"MP-SL {r['mpsl_samples_per_s']:9.1f} samples/s   ratio {r['ratio']:.2f}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{r['case']:34s} plain {r['plain_samples_per_s']:9.1f} samples/s   "
+                f"MP-SL {r['mpsl_samples_per_s']:9.1f} samples/s   ratio {r['ratio']:.2f}",
+                file=sys.stderr,
+            )
     data = {"benchmark": "overhead", "goal": "ratio >= 0.8", "machine": machine(), "cases": rows}
     path = write("overhead", data, args.out)
     print(json.dumps(data, indent=1) if args.json else f"wrote {path}")

@@ -216,8 +216,10 @@ class ComputeNode:
     def _aggregate(self, msg: Message) -> None:
         start = self.events.now()
         # Instances hold weights and optimizer state all round; gradients exist for one at a time.
-        grads = max((sum(p.nbytes for p in i.module.parameters()) for i in self.instances.values()),
-                    default=0)
+        grads = max(
+            (sum(p.nbytes for p in i.module.parameters()) for i in self.instances.values()),
+            default=0,
+        )
         self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
         trained = [i for i in self.instances.values() if i.samples > 0]
         if trained:

@@ -15,13 +15,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Device:
-    """Real compute (``times_ms`` empty) or an emulated device with per-task times."""
+    """Real compute (``times_ms`` empty) or an emulated device with per-task times.
+
+    A sleeping thread wakes a little late; an emulated device carries that overshoot into its next
+    task's wait, so its busy time over a run matches the profile instead of drifting upwards.
+    Each role needs its own Device.
+    """
 
     times_ms: Mapping[str, float] = field(default_factory=dict)
     compute: bool = True
     slowdown: float = 1.0
+    _late_s: float = field(default=0.0, repr=False)
 
     @property
     def emulated(self) -> bool:
@@ -34,9 +40,13 @@ class Device:
             return fn()
         start = time.perf_counter()
         result = fn() if self.compute else None
-        remaining = self.times_ms[kind] * self.slowdown / 1000.0 - (time.perf_counter() - start)
+        target = self.times_ms[kind] * self.slowdown / 1000.0 - self._late_s
+        remaining = target - (time.perf_counter() - start)
         if remaining > 0:
             time.sleep(remaining)
+            self._late_s = max(0.0, time.perf_counter() - start - target)
+        else:
+            self._late_s = 0.0  # the real work overran the profile: no wake-up lateness to repay
         return result
 
 

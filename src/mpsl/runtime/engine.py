@@ -82,6 +82,7 @@ class LocalEngine:
         devices: Mapping[str, Device] | None = None,
         link_model: LinkModel | None = None,
         emulated_bytes: Mapping[str, int] | None = None,
+        evaluate: bool = True,
     ) -> None:
         self.config = config
         self.dataset = dataset or load_run_data(config)
@@ -97,6 +98,7 @@ class LocalEngine:
         self.emulated_bytes = emulated_bytes or {}
         self.transport = InProcessTransport(link_model)
         self.events = EventLog()
+        self.evaluate = evaluate
         self._build_roles()
 
     def _device(self, name: str) -> Device:
@@ -150,9 +152,8 @@ class LocalEngine:
             for k in range(owners)
         ]
         self.aggregator = Aggregator(owners, self.transport, self.events)
-        self.coordinator = Coordinator(
-            self.transport, self.parts, self.model, owners, self.dataset.test
-        )
+        test = self.dataset.test if self.evaluate else None
+        self.coordinator = Coordinator(self.transport, self.parts, self.model, owners, test)
 
     def run(
         self,

@@ -31,8 +31,9 @@ class Transport(Protocol):
         """Release resources."""
 
 
-# (sender, dest) -> (bits per second, latency seconds); None means instantaneous.
-LinkModel = Callable[[str, str], tuple[float, float] | None]
+# (sender, dest, message) -> (bits per second, latency seconds, bytes on the wire), or None for
+# instantaneous delivery. It sees the message so that emulation can size what is not materialised.
+LinkModel = Callable[[str, str, Message], tuple[float, float, int] | None]
 
 
 class InProcessTransport:
@@ -57,15 +58,15 @@ class InProcessTransport:
         """Deliver now, or at the emulated arrival time if the link is modelled."""
         with self._lock:
             self.bytes_sent[(msg.sender, dest)] += msg.nbytes
-            link = self._link_model(msg.sender, dest) if self._link_model else None
+            link = self._link_model(msg.sender, dest, msg) if self._link_model else None
             if link is None:
                 self._inboxes[dest].put(msg)
                 return
-            bps, latency = link
+            bps, latency, nbytes = link
             now = time.perf_counter()
             # A directed link carries one transfer at a time, in the order handed to it.
             start = max(now, self._link_free_at[(msg.sender, dest)])
-            end = start + msg.nbytes * 8.0 / bps
+            end = start + nbytes * 8.0 / bps
             self._link_free_at[(msg.sender, dest)] = end
             self._seq += 1
             heapq.heappush(self._pending, (end + latency, self._seq, dest, msg))

@@ -1,0 +1,154 @@
+"""Emulating a deployment described by a profile and a cluster, with the real runtime.
+
+Every task takes exactly its profiled time (``Device``) and every message its link's time (the
+transport's link model). With ``compute=False`` the model is replaced by stand-in layers that do
+nothing and messages carry only their size, so large models and many data owners fit on one
+machine; with ``compute=True`` the real model trains and tasks are padded to the profiled time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mpsl.cluster import Cluster
+from mpsl.data.base import Dataset, Labeled
+from mpsl.estimate.costs import pipeline_costs
+from mpsl.models import LayerChain
+from mpsl.profile.format import Profile
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.device import Device
+from mpsl.runtime.engine import LocalEngine, RunResult
+from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint
+from mpsl.runtime.transport import LinkModel
+from mpsl.split import part_ranges
+
+
+def stand_in_model(profile: Profile) -> LayerChain:
+    """A chain of parameter-free layers, one per profiled layer."""
+    layers: list[tuple[str, nn.Module]] = [(lp.name, nn.Identity()) for lp in profile.layers]
+    return LayerChain(f"{profile.model}-emulated", layers, (1,))
+
+
+def owner_groups(cluster: Cluster) -> list[int]:
+    """Index of the data-owner group of each data owner, in order."""
+    return [g for g, group in enumerate(cluster.data_owners) for _ in range(group.count)]
+
+
+class Emulation:
+    """Devices, link model and message sizes that make the runtime behave like ``cluster``."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        cluster: Cluster,
+        cuts: Sequence[int],
+        nodes: Sequence[str] | None = None,
+        time_scale: float = 1.0,
+        stragglers: Mapping[int, float] | None = None,
+    ) -> None:
+        self.profile, self.cluster = profile, cluster
+        self.cuts = tuple(cuts)
+        self.costs = pipeline_costs(profile, cluster, cuts, nodes)
+        self.time_scale = time_scale
+        self.stragglers = dict(stragglers or {})
+        self.groups = owner_groups(cluster)
+        self.node_names = [n.name for n in self.costs.nodes]
+        ranges = part_ranges(cuts, profile.num_layers)
+        scale = cluster.training.batch_size / profile.batch_size
+        self.output_bytes = {
+            "first": int(profile.layers[ranges[0][1] - 1].output_bytes * scale),
+            **{
+                node_endpoint(i): int(profile.layers[last - 1].output_bytes * scale)
+                for i, (_, last) in enumerate(ranges[1:-1])
+            },
+        }
+        self.owner_model_bytes = sum(
+            profile.layers[i - 1].param_bytes
+            for lo, hi in (ranges[0], ranges[-1])
+            for i in range(lo, hi + 1)
+        )
+
+    def devices(self) -> dict[str, Device]:
+        """Emulated task times of every compute node and data owner (already time-scaled)."""
+        s = self.time_scale
+        result = {
+            node_endpoint(i): Device({"fwd": n.fwd_ms * s, "bwd": n.bwd_ms * s})
+            for i, n in enumerate(self.costs.nodes)
+        }
+        for k, g in enumerate(self.groups):
+            o = self.costs.owners[g]
+            f = s * self.stragglers.get(k, 1.0)
+            result[owner_endpoint(k)] = Device(
+                {
+                    "first_fwd": o.first_fwd_ms * f,
+                    "last": o.last_ms * f,
+                    "first_bwd": o.first_bwd_ms * f,
+                }
+            )
+        return result
+
+    def link_model(self) -> LinkModel:
+        """Rates between roles: owner links, compute-to-compute links; control is instant."""
+        owners = {owner_endpoint(k): g for k, g in enumerate(self.groups)}
+        nodes = {node_endpoint(i): name for i, name in enumerate(self.node_names)}
+        s = self.time_scale
+
+        def model(sender: str, dest: str, msg: Message) -> tuple[float, float, int] | None:
+            nbytes = msg.nbytes
+            if msg.kind in (Kind.WEIGHTS, Kind.ROUND_START) and (
+                sender in owners or dest in owners
+            ):
+                nbytes = self.owner_model_bytes  # the first and last parts, up or down
+            owner = sender if sender in owners else dest if dest in owners else None
+            if owner is not None and (sender != "coordinator" or msg.kind is Kind.ROUND_START):
+                group = self.cluster.data_owners[owners[owner]]
+                return group.link_bps / s, group.link_latency_s * s, nbytes
+            if sender in nodes and dest in nodes:
+                bps, latency = self.cluster.link(nodes[sender], nodes[dest])
+                return bps / s, latency * s, nbytes
+            return None
+
+        return model
+
+    def run(
+        self,
+        compute: bool = False,
+        policy: Literal["fifo", "backward-first"] = "fifo",
+        model: LayerChain | None = None,
+        dataset: Dataset | None = None,
+        seed: int = 0,
+    ) -> RunResult:
+        """One emulated round; returns the runtime's result (events, round seconds)."""
+        t = self.cluster.training
+        k = len(self.groups)
+        if not compute:
+            model = stand_in_model(self.profile)
+            samples = torch.zeros(t.batch_size * k, 1)
+            data = Labeled(samples, torch.zeros(len(samples), dtype=torch.long))
+            dataset = Dataset("emulated", data, Labeled(samples[:1], data.y[:1]), 1)
+        config = RunConfig(
+            dataset="synthetic",
+            data_owners=k,
+            cuts=list(self.cuts),
+            rounds=1,
+            local_epochs=t.local_epochs,
+            batches_per_epoch=t.batches_per_epoch,
+            batch_size=t.batch_size,
+            queue_policy=policy,
+            seed=seed,
+        )
+        devices = {n: Device(d.times_ms, compute) for n, d in self.devices().items()}
+        engine = LocalEngine(
+            config,
+            dataset=dataset,
+            model=model,
+            devices=devices,
+            link_model=self.link_model(),
+            emulated_bytes=self.output_bytes,
+            evaluate=compute,
+        )
+        return engine.run()

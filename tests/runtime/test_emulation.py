@@ -1,0 +1,66 @@
+"""Emulation from a profile and a cluster: the runtime moves the bytes the profile says."""
+
+from __future__ import annotations
+
+from mpsl.cluster import Cluster
+from mpsl.profile.format import LayerProfile, Profile, Timing
+from mpsl.runtime.device import Device
+from mpsl.runtime.emulation import Emulation
+
+PROFILE = Profile(
+    model="toy",
+    batch_size=8,
+    layers=[
+        LayerProfile(
+            name=f"l{i}",
+            output_bytes=1000 * i,
+            param_bytes=10 * i,
+            ms={"dev": Timing(fwd=0.01, bwd=0.02, opt=0.0)},
+        )
+        for i in range(1, 7)
+    ],
+)
+
+
+def _cluster(owners: int) -> Cluster:
+    return Cluster.model_validate(
+        {
+            "data_owners": [
+                {"count": owners, "device": "dev", "memory_bytes": 1e9, "link_bps": 1e12}
+            ],
+            "compute_nodes": [
+                {"name": f"n{i}", "device": "dev", "memory_bytes": 1e9} for i in range(3)
+            ],
+            "links": {"compute_to_compute_bps": 1e12},
+            "training": {"batch_size": 8, "batches_per_epoch": 3, "local_epochs": 2},
+        }
+    )
+
+
+def test_emulated_run_sends_profiled_bytes_and_runs_every_task():
+    cuts = [1, 3, 5]  # owner keeps 1 and 6; nodes 2-3 and 4-5
+    result = Emulation(PROFILE, _cluster(2), cuts).run()
+    batches = 3 * 2
+    links = result.bytes_per_link
+    assert links["owner1->node1"] == batches * 1000  # layer 1's activation
+    assert links["node1->node2"] == 2 * batches * 3000  # layer 3's activation, both owners
+    assert links["node2->owner2"] == batches * 5000  # layer 5's activation
+    assert links["owner2->node2"] == batches * 5000  # its gradient
+    assert links["node2->node1"] == 2 * batches * 3000
+    assert links["node1->owner1"] == batches * 1000
+    kinds = [r.kind for r in result.events.records if r.node == "node2"]
+    assert kinds.count("fwd") == kinds.count("bwd") == 2 * batches
+
+
+def test_emulation_devices_follow_profile_and_stragglers():
+    em = Emulation(PROFILE, _cluster(2), [1, 3, 5], stragglers={1: 3.0})
+    devices = em.devices()
+    assert devices["node1"].times_ms == {"fwd": 0.02, "bwd": 0.04}
+    assert devices["owner2"].times_ms["first_fwd"] == 3 * devices["owner1"].times_ms["first_fwd"]
+
+
+def test_real_device_runs_work_and_emulated_device_skips_it_without_compute():
+    calls = []
+    assert Device().run("fwd", lambda: calls.append(1) or 7) == 7
+    assert Device({"fwd": 0.0}, compute=False).run("fwd", lambda: calls.append(2)) is None
+    assert calls == [1]
