@@ -106,7 +106,8 @@ def sequential_sl(c: PipelineCosts) -> RoundEstimate:
         sum(n.fwd_ms + n.bwd_ms for n in c.nodes) + sum(h.act_ms + h.grad_ms for h in c.hops)
     )
     body = c.batches_per_round * (trip + middle)
-    return RoundEstimate(body, {"training": body})
+    agg = aggregation_ms(c)
+    return RoundEstimate(body + agg, {"training": body, "aggregation": agg})
 
 
 def on_device_fedavg(profile: Profile, cluster: Cluster) -> RoundEstimate:

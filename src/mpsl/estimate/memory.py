@@ -19,20 +19,28 @@ def part_state_bytes(profile: Profile, first: int, last: int) -> int:
     return sum(profile.layers[i - 1].train_state_bytes for i in range(first, last + 1))
 
 
-def part_activation_bytes(profile: Profile, first: int, last: int) -> int:
-    """Activations one batch leaves behind for backward in layers first..last, with its input."""
+def part_activation_bytes(profile: Profile, first: int, last: int, scale: float = 1.0) -> int:
+    """Activations one batch leaves behind for backward in layers first..last, with its input.
+
+    ``scale`` is (batch size trained) / (profile's batch size): activations grow with the batch.
+    """
     inputs = profile.layers[first - 2].output_bytes if first > 1 else (profile.input_bytes or 0)
-    return inputs + sum(profile.layers[i - 1].output_bytes for i in range(first, last + 1))
+    total = inputs + sum(profile.layers[i - 1].output_bytes for i in range(first, last + 1))
+    return round(total * scale)
 
 
 def node_memory_bytes(
-    profile: Profile, first: int, last: int, owners: int, in_flight: int | None = None
+    profile: Profile,
+    first: int,
+    last: int,
+    owners: int,
+    in_flight: int | None = None,
+    scale: float = 1.0,
 ) -> int:
     """Peak bytes at a compute node hosting layers first..last for ``owners`` data owners."""
     batches = owners if in_flight is None else min(in_flight, owners)
-    return owners * part_state_bytes(profile, first, last) + batches * part_activation_bytes(
-        profile, first, last
-    )
+    state = owners * part_state_bytes(profile, first, last)
+    return state + batches * part_activation_bytes(profile, first, last, scale)
 
 
 def paper_node_memory_bytes(profile: Profile, first: int, last: int, owners: int) -> int:
@@ -42,19 +50,19 @@ def paper_node_memory_bytes(profile: Profile, first: int, last: int, owners: int
 
 
 def memory_by_role(
-    profile: Profile, cuts: Sequence[int], owners: int, nodes: Sequence[str]
+    profile: Profile, cuts: Sequence[int], owners: int, nodes: Sequence[str], scale: float = 1.0
 ) -> dict[str, int]:
     """Peak bytes per compute node (by name) and per data owner (key ``data_owner``)."""
     ranges = part_ranges(cuts, profile.num_layers)
     result = {
-        name: node_memory_bytes(profile, first, last, owners)
+        name: node_memory_bytes(profile, first, last, owners, scale=scale)
         for name, (first, last) in zip(nodes, ranges[1:-1], strict=True)
     }
     (f1, l1), (fp, lp) = ranges[0], ranges[-1]
     result["data_owner"] = (
         part_state_bytes(profile, f1, l1)
         + part_state_bytes(profile, fp, lp)
-        + part_activation_bytes(profile, f1, l1)
-        + part_activation_bytes(profile, fp, lp)
+        + part_activation_bytes(profile, f1, l1, scale)
+        + part_activation_bytes(profile, fp, lp, scale)
     )
     return result

@@ -1,0 +1,398 @@
+"""Discrete-event simulation of one round of multihop parallel split learning.
+
+The runtime's emulation mode follows the same rules, so the two can be compared event by event:
+
+- Each data owner has one batch in flight: batch b+1 starts when batch b's first-part backward ends.
+  Its own compute (first-part forward, last part, first-part backward, each times its straggler
+  factor) and its own link transfers (full duplex, never shared) are plain delays.
+- A compute node runs one task (forward or backward of its part) at a time, picked from its queue by
+  the policy: ``fifo`` (earliest arrival first) or ``backward-first`` (any backward task before any
+  forward task, earliest arrival first within a kind). Handing output to a link never blocks a node.
+- Each directed compute-to-compute link is a shared FIFO resource: one transfer at a time, in
+  hand-over order; a link's latency is added after the transfer without occupying the link.
+- Simultaneous events are all applied before any node or link picks its next job; ties in a queue
+  go to the lower data-owner index.
+- When every data owner has run r*B batches, each uploads its first and last part (in parallel), the
+  aggregator averages once all uploads are in, then each downloads (in parallel). Round time is the
+  end of the last download. Compute nodes average their own instances at no cost.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mpsl.cluster import Cluster
+from mpsl.errors import ConfigError
+from mpsl.estimate.costs import PipelineCosts, pipeline_costs
+from mpsl.profile.format import Profile
+
+
+class QueuePolicy(StrEnum):
+    """Which queued task a compute node runs next."""
+
+    FIFO = "fifo"
+    BACKWARD_FIRST = "backward-first"
+
+    @classmethod
+    def parse(cls, value: str | QueuePolicy) -> QueuePolicy:
+        """The policy named ``value``; ConfigError listing the choices otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(p.value for p in cls)
+            raise ConfigError(
+                f"unknown queue policy '{value}'; choose {choices}", field="policy"
+            ) from None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One interval of work in the trace; ``owner``/``batch`` are -1 where they do not apply.
+
+    ``node`` is a compute node name, a hop link ``"a->b"``, ``owner<k>`` (the data owner's own
+    compute), ``owner<k>.link`` (its own link) or ``aggregator``.
+    """
+
+    node: str
+    owner: int
+    batch: int
+    kind: str
+    start_ms: float
+    end_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in milliseconds)."""
+        return {
+            "node": self.node,
+            "owner": self.owner,
+            "batch": self.batch,
+            "kind": self.kind,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+        }
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """A compute node over one round; queue lengths count waiting tasks, not the running one."""
+
+    name: str
+    busy_ms: float
+    utilization: float  # busy / round time
+    max_queue: int
+    mean_queue: float  # time-weighted over the training phase
+    tasks: int
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """A directed compute-to-compute link over one round."""
+
+    name: str
+    busy_ms: float
+    transfers: int
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Simulated round: its time, its phases and what each node and link did."""
+
+    round_ms: float
+    training_ms: float  # until the last data owner finished its last batch
+    aggregation_ms: float  # upload, averaging, download after training
+    policy: QueuePolicy
+    nodes: tuple[NodeStats, ...]
+    links: tuple[LinkStats, ...]
+    owner_finish_ms: tuple[float, ...]
+    trace: tuple[TaskRecord, ...] = ()
+
+    @property
+    def round_s(self) -> float:
+        """Round time in seconds."""
+        return self.round_ms / 1000.0
+
+    def terms(self) -> dict[str, float]:
+        """The simulated phases in milliseconds, like a closed-form estimate's terms."""
+        return {"training": self.training_ms, "aggregation": self.aggregation_ms}
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One step of a batch's route: a private delay (no resource) or a job on a node or link."""
+
+    node: str  # where it is recorded in the trace
+    kind: str
+    ms: float  # for a link: the time it occupies the link, latency excluded
+    resource: int | None = None  # index into _Simulation.resources
+    latency: float = 0.0
+    urgent: bool = True  # False: a forward task, which backward-first lets wait
+
+
+class _Resource:
+    """A node or link: one job at a time from a priority queue, with busy and queue accounting."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queue: list[tuple[Any, ...]] = []
+        self.busy = False
+        self.busy_ms = 0.0
+        self.jobs = 0
+        self.max_queue = 0
+        self.area = 0.0  # integral of queue length over time
+        self.last_change = 0.0
+
+    def _account(self, now: float) -> None:
+        self.area += len(self.queue) * (now - self.last_change)
+        self.last_change = now
+
+    def push(self, now: float, key: tuple[Any, ...]) -> None:
+        self._account(now)
+        heapq.heappush(self.queue, key)
+
+    def pop(self, now: float) -> tuple[Any, ...]:
+        self._account(now)
+        return heapq.heappop(self.queue)
+
+
+def _routes(c: PipelineCosts, factors: list[float], latency: list[float]) -> list[list[_Stage]]:
+    """The stages every batch of each data owner goes through, in order (resources: nodes
+    0..N-1, then forward links 0..N-2, then backward links 0..N-2)."""
+    n = len(c.nodes)
+    owners = [o for o in c.owners for _ in range(o.count)]
+    fwd = [_Stage(x.name, "fwd", x.fwd_ms, i, urgent=False) for i, x in enumerate(c.nodes)]
+    bwd = [_Stage(x.name, "bwd", x.bwd_ms, i) for i, x in enumerate(c.nodes)]
+    names = [x.name for x in c.nodes]
+    act = [_Stage(f"{names[i]}->{names[i + 1]}", "act", h.act_ms - latency[i], n + i, latency[i])
+           for i, h in enumerate(c.hops)]  # fmt: skip
+    grad = [_Stage(f"{names[i + 1]}->{names[i]}", "grad", h.grad_ms - latency[i], 2 * n - 1 + i,
+                   latency[i]) for i, h in enumerate(c.hops)]  # fmt: skip
+    middle_fwd = [s for i in range(n) for s in ([fwd[i], act[i]] if i < n - 1 else [fwd[i]])]
+    middle_bwd = [s for i in reversed(range(n)) for s in ([bwd[i], grad[i - 1]] if i else [bwd[i]])]
+    routes = []
+    for k, (o, f) in enumerate(zip(owners, factors, strict=True)):
+        me, link = f"owner{k}", f"owner{k}.link"
+        routes.append([
+            _Stage(me, "first_fwd", o.first_fwd_ms * f), _Stage(link, "up_act", o.up_act_ms),
+            *middle_fwd,
+            _Stage(link, "down_act", o.down_act_ms), _Stage(me, "last", o.last_ms * f),
+            _Stage(link, "up_grad", o.up_grad_ms),
+            *middle_bwd,
+            _Stage(link, "down_grad", o.down_grad_ms), _Stage(me, "first_bwd", o.first_bwd_ms * f),
+        ])  # fmt: skip
+    return routes
+
+
+class _Simulation:
+    """One round's event loop; build, call run(), read the fields."""
+
+    def __init__(self, costs: PipelineCosts, policy: QueuePolicy, routes: list[list[_Stage]],
+                 trace: bool) -> None:  # fmt: skip
+        self.c = costs
+        self.backward_first = policy is QueuePolicy.BACKWARD_FIRST
+        self.routes = routes
+        self.keep_trace = trace
+        self.records: list[TaskRecord] = []
+        names = [x.name for x in costs.nodes]
+        pairs = list(itertools.pairwise(names))
+        self.resources = [_Resource(x) for x in names]
+        self.resources += [_Resource(f"{a}->{b}") for a, b in pairs]
+        self.resources += [_Resource(f"{b}->{a}") for a, b in pairs]
+        # (time, seq, done, owner, batch, stage); done: the stage's job on its resource ended
+        self.events: list[tuple[float, int, bool, int, int, int]] = []
+        self.seq = itertools.count()
+        self.finish = [0.0] * len(routes)
+
+    def record(self, node: str, k: int, b: int, kind: str, start: float, end: float) -> None:
+        if self.keep_trace:
+            self.records.append(TaskRecord(node, k, b, kind, start, end))
+
+    def at(self, time: float, done: bool, k: int, b: int, s: int) -> None:
+        heapq.heappush(self.events, (time, next(self.seq), done, k, b, s))
+
+    def run(self) -> None:
+        for k in range(len(self.routes)):
+            self.at(0.0, False, k, 0, 0)
+        while self.events:
+            now = self.events[0][0]
+            while self.events and self.events[0][0] == now:
+                _, _, done, k, b, s = heapq.heappop(self.events)
+                if done:
+                    self.job_done(now, k, b, s)
+                else:
+                    self.enter(now, k, b, s)
+            self.dispatch(now)
+
+    def enter(self, now: float, k: int, b: int, s: int) -> None:
+        """Batch b of owner k reaches stage s of its route (past the end: the batch is done)."""
+        route = self.routes[k]
+        if s == len(route):
+            if b + 1 < self.c.batches_per_round:
+                self.enter(now, k, b + 1, 0)
+            else:
+                self.finish[k] = now
+            return
+        stage = route[s]
+        if stage.resource is None:
+            self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
+            self.at(now + stage.ms, False, k, b, s + 1)
+        else:
+            waits = 1 if self.backward_first and not stage.urgent else 0
+            self.resources[stage.resource].push(now, (waits, now, k, next(self.seq), b, s))
+
+    def job_done(self, now: float, k: int, b: int, s: int) -> None:
+        stage = self.routes[k][s]
+        assert stage.resource is not None
+        self.resources[stage.resource].busy = False
+        if stage.latency > 0:
+            self.at(now + stage.latency, False, k, b, s + 1)
+        else:
+            self.enter(now, k, b, s + 1)
+
+    def dispatch(self, now: float) -> None:
+        """Every idle node and link with work waiting starts its next job."""
+        for res in self.resources:
+            if not res.busy and res.queue:
+                *_, k, _, b, s = res.pop(now)
+                stage = self.routes[k][s]
+                res.busy, res.busy_ms, res.jobs = True, res.busy_ms + stage.ms, res.jobs + 1
+                self.record(res.name, k, b, stage.kind, now, now + stage.ms)
+                self.at(now + stage.ms, True, k, b, s)
+            # Counted once jobs have started: a task that finds its resource idle never waits.
+            res.max_queue = max(res.max_queue, len(res.queue))
+
+    def aggregate(self, training: float) -> float:
+        """Round end: parallel uploads, averaging once all are in, parallel downloads."""
+        owners = [o for o in self.c.owners for _ in range(o.count)]
+        ups = [training + o.upload_model_ms for o in owners]
+        for k, end in enumerate(ups):
+            self.record(f"owner{k}.link", k, -1, "upload", training, end)
+        averaged = max(ups) + self.c.aggregation_ms
+        self.record("aggregator", -1, -1, "aggregate", max(ups), averaged)
+        downs = [averaged + o.download_model_ms for o in owners]
+        for k, end in enumerate(downs):
+            self.record(f"owner{k}.link", k, -1, "download", averaged, end)
+        return max(downs)
+
+
+def simulate(
+    costs: PipelineCosts,
+    *,
+    policy: QueuePolicy | str = QueuePolicy.FIFO,
+    stragglers: Mapping[int, float] | None = None,
+    hop_latency_ms: Sequence[float] | None = None,
+    trace: bool = False,
+) -> SimResult:
+    """Simulate one round of ``costs``.
+
+    ``stragglers`` maps a 0-based data-owner index (groups in cluster order) to a factor that
+    multiplies that owner's own compute. ``hop_latency_ms[i]`` is the part of hop i's transfer time
+    that is latency (it delays delivery but does not occupy the link); default none.
+    """
+    pol = QueuePolicy.parse(policy)
+    k_total = costs.num_owners
+    factors = [1.0] * k_total
+    for k, factor in (stragglers or {}).items():
+        if not 0 <= k < k_total:
+            raise ConfigError(
+                f"straggler index {k} is not a data owner; choose 0..{k_total - 1}",
+                field="stragglers",
+            )
+        if factor <= 0:
+            raise ConfigError(
+                f"straggler factor of owner {k} must be positive; got {factor}", field="stragglers"
+            )
+        factors[k] = float(factor)
+    latency = list(hop_latency_ms) if hop_latency_ms is not None else [0.0] * len(costs.hops)
+    if len(latency) != len(costs.hops):
+        raise ConfigError(
+            f"need {len(costs.hops)} hop latencies, got {len(latency)}", field="hop_latency_ms"
+        )
+    for hop, lat in zip(costs.hops, latency, strict=True):
+        if not 0 <= lat <= min(hop.act_ms, hop.grad_ms):
+            raise ConfigError(
+                f"hop latency {lat} ms must lie in 0..its transfer time", field="hop_latency_ms"
+            )
+    sim = _Simulation(costs, pol, _routes(costs, factors, latency), trace)
+    sim.run()
+    training = max(sim.finish)
+    round_ms = sim.aggregate(training)
+    n = len(costs.nodes)
+    nodes = tuple(
+        NodeStats(
+            name=x.name,
+            busy_ms=x.busy_ms,
+            utilization=x.busy_ms / round_ms if round_ms > 0 else 0.0,
+            max_queue=x.max_queue,
+            mean_queue=x.area / training if training > 0 else 0.0,
+            tasks=x.jobs,
+        )
+        for x in sim.resources[:n]
+    )
+    links = tuple(LinkStats(x.name, x.busy_ms, x.jobs) for x in sim.resources[n:])
+    records = sorted(sim.records, key=lambda r: (r.start_ms, r.end_ms, r.node, r.owner))
+    return SimResult(
+        round_ms=round_ms,
+        training_ms=training,
+        aggregation_ms=round_ms - training,
+        policy=pol,
+        nodes=nodes,
+        links=links,
+        owner_finish_ms=tuple(sim.finish),
+        trace=tuple(records),
+    )
+
+
+def hop_latencies_ms(costs: PipelineCosts, cluster: Cluster) -> list[float]:
+    """Latency of each hop between consecutive compute nodes of ``costs``, in milliseconds."""
+    names = [n.name for n in costs.nodes]
+    return [1000.0 * cluster.link(a, b)[1] for a, b in itertools.pairwise(names)]
+
+
+def simulate_deployment(
+    profile: Profile,
+    cluster: Cluster,
+    cuts: Sequence[int],
+    nodes: Sequence[str] | None = None,
+    *,
+    policy: QueuePolicy | str = QueuePolicy.FIFO,
+    stragglers: Mapping[int, float] | None = None,
+    aggregator_ms: float = 0.0,
+    trace: bool = False,
+) -> SimResult:
+    """Simulate one round of ``cuts`` on ``cluster``: the ideal pipeline time of that setting,
+    which an emulated run of the same setting should match."""
+    costs = pipeline_costs(profile, cluster, cuts, nodes, aggregator_ms=aggregator_ms)
+    return simulate(
+        costs,
+        policy=policy,
+        stragglers=stragglers,
+        hop_latency_ms=hop_latencies_ms(costs, cluster),
+        trace=trace,
+    )
+
+
+def ideal_round_ms(
+    profile: Profile,
+    cluster: Cluster,
+    cuts: Sequence[int],
+    nodes: Sequence[str] | None = None,
+    *,
+    policy: QueuePolicy | str = QueuePolicy.FIFO,
+    stragglers: Mapping[int, float] | None = None,
+    aggregator_ms: float = 0.0,
+) -> float:
+    """The round time (ms) a perfect emulated run of this setting would take."""
+    return simulate_deployment(
+        profile,
+        cluster,
+        cuts,
+        nodes,
+        policy=policy,
+        stragglers=stragglers,
+        aggregator_ms=aggregator_ms,
+    ).round_ms

@@ -1,0 +1,206 @@
+"""``mpsl estimate`` end to end, and cluster-file errors as the user sees them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpsl.cli import main
+from mpsl.cluster import Cluster
+from mpsl.errors import FormatError
+from mpsl.profile.format import LayerProfile, Profile, Timing
+
+CLUSTER: dict[str, Any] = {
+    "data_owners": [
+        {"name": "pi4", "count": 4, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}
+    ],
+    "compute_nodes": [
+        {"name": "vm1", "device": "VM", "memory_bytes": 16e9},
+        {"name": "vm2", "device": "VM", "memory_bytes": 16e9},
+    ],
+    "links": {"compute_to_compute_bps": 7.13e9},
+    "training": {"batch_size": 128, "batches_per_epoch": 2, "local_epochs": 1},
+}
+
+
+def run(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """Run ``mpsl ARGS`` through main(); (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["mpsl", *args])
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit) as done:
+        main()
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err
+
+
+def write(tmp_path: Path, data: dict[str, Any], name: str = "cluster.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_estimate_json_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "estimate",
+        "--profile",
+        "mpsl_vgg19_CIFAR",
+        "--cluster",
+        write(tmp_path, CLUSTER),
+        "--cuts",
+        "3,12,20",
+        "--json",
+        "--baselines",
+    ]
+    code, out, _ = run(args, monkeypatch, capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["method"] == "closed" and data["round_s"] > 0
+    assert set(data["utilization"]) == {"vm1", "vm2"}
+    assert set(data["memory_bytes"]) == {"vm1", "vm2", "data_owner"}
+    assert data["fits"] == {"vm1": True, "vm2": True, "pi4": True}
+    assert set(data["baselines"]) == {"horizontal_one_hop", "sequential_sl", "on_device_fedavg"}
+
+
+def test_estimate_sim_writes_a_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    args = [
+        "estimate",
+        "--profile",
+        "mpsl_vgg19_CIFAR",
+        "--cluster",
+        write(tmp_path, CLUSTER),
+        "--cuts",
+        "3,12,20",
+        "--nodes",
+        "vm2,vm1",
+        "--method",
+        "sim",
+        "--policy",
+        "backward-first",
+        "--stragglers",
+        "0=2",
+        "--trace",
+        str(trace),
+        "--json",
+    ]
+    code, out, _ = run(args, monkeypatch, capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["policy"] == "backward-first" and set(data["queues"]) == {"vm1", "vm2"}
+    assert list(data["links"]) == ["vm2->vm1", "vm1->vm2"]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert {r["node"] for r in records} >= {"vm1", "vm2", "owner0", "aggregator"}
+    assert all(r["end_ms"] >= r["start_ms"] for r in records)
+
+
+def test_estimate_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "estimate",
+        "--profile",
+        "mpsl_vgg19_CIFAR",
+        "--cluster",
+        write(tmp_path, CLUSTER),
+        "--cuts",
+        "3,12,20",
+        "--method",
+        "sim",
+    ]
+    code, out, _ = run(args, monkeypatch, capsys)
+    assert code == 0
+    assert "round time (sim, fifo)" in out and "vm1->vm2" in out and "pi4" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.pop("links"), "field 'links': Field required"),
+        (
+            lambda c: c["compute_nodes"][1].pop("memory_bytes"),
+            "field 'compute_nodes[1].memory_bytes': Field required",
+        ),
+        (
+            lambda c: c["compute_nodes"][1].update(device="tpu9"),
+            "compute_nodes[1].device 'tpu9' not in the profile",
+        ),
+        (
+            lambda c: c["data_owners"][0].update(device="phone"),
+            "data_owners[0].device 'phone' not in the profile",
+        ),
+        (lambda c: c["data_owners"][0].update(link_bps=-1), "data_owners[0].link_bps"),
+    ],
+)
+def test_cluster_errors_name_the_field(
+    change: Any,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = json.loads(json.dumps(CLUSTER))
+    change(bad)
+    path = write(tmp_path, bad)
+    args = ["estimate", "--profile", "mpsl_vgg19_CIFAR", "--cluster", path, "--cuts", "3,12,20"]
+    code, out, err = run(args, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and expected in err and path in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--cuts", "3,30"], "cut 30 is outside"),
+        (["--cuts", "3,12,20", "--policy", "fifo"], "method 'sim'"),
+        (["--cuts", "3,12,20", "--method", "sim", "--stragglers", "9=2"], "straggler index 9"),
+        (["--cuts", "3,12,20", "--method", "sim", "--stragglers", "x"], "OWNER=FACTOR"),
+        (["--cuts", "3,12,20", "--nodes", "vm1,vm7"], "no compute node 'vm7'"),
+        (["--cuts", "3,12,20", "--profile", "nope"], "no such profile file"),
+    ],
+)
+def test_bad_options_are_clear_errors(
+    extra: list[str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "estimate",
+        "--profile",
+        "mpsl_vgg19_CIFAR",
+        "--cluster",
+        write(tmp_path, CLUSTER),
+        *extra,
+    ]
+    code, _, err = run(args, monkeypatch, capsys)
+    assert code == 2 and expected in err
+
+
+def test_check_devices_names_every_missing_device() -> None:
+    profile = Profile(
+        model="m",
+        batch_size=8,
+        layers=[
+            LayerProfile(name="a", output_bytes=1, param_bytes=1, ms={"VM": Timing(fwd=1, bwd=1)})
+        ],
+    )
+    bad = json.loads(json.dumps(CLUSTER))
+    bad["compute_nodes"][1]["device"] = "gpu"
+    cluster = Cluster.model_validate(bad)
+    with pytest.raises(FormatError) as err:
+        cluster.check_devices(profile, source="c.json")
+    msg = str(err.value)
+    assert msg.startswith("c.json: ")
+    assert "compute_nodes[1].device 'gpu'" in msg and "data_owners[0].device 'd1'" in msg
+    assert "compute_nodes[0]" not in msg and "devices there: VM" in msg

@@ -1,0 +1,134 @@
+"""Invariants of the simulation on random small pipelines, checked on its trace."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mpsl.estimate.costs import HopCosts, NodeCosts, OwnerCosts, PipelineCosts
+from mpsl.estimate.simulate import SimResult, TaskRecord, simulate
+
+OWNER_FIELDS = [
+    "first_fwd_ms",
+    "first_bwd_ms",
+    "last_ms",
+    "up_act_ms",
+    "down_act_ms",
+    "up_grad_ms",
+    "down_grad_ms",
+    "upload_model_ms",
+    "download_model_ms",
+]
+# Whole milliseconds make simultaneous events common, which is where ordering bugs hide.
+small = st.integers(0, 4).map(float)
+positive = st.integers(1, 4).map(float)
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> PipelineCosts:
+    groups = tuple(
+        OwnerCosts(f"g{i}", draw(st.integers(1, 3)), *(draw(small) for _ in OWNER_FIELDS))
+        for i in range(draw(st.integers(1, 2)))
+    )
+    n = draw(st.integers(1, 3))
+    nodes = tuple(NodeCosts(f"n{i}", i, i, draw(positive), draw(positive)) for i in range(n))
+    hops = tuple(HopCosts(draw(positive), draw(positive)) for _ in range(n - 1))
+    return PipelineCosts(groups, nodes, hops, draw(st.integers(1, 3)), draw(small))
+
+
+def _chain(r: SimResult, n: int, k: int, b: int) -> list[TaskRecord]:
+    """Owner k's batch b in the order the semantics prescribe."""
+    names = [f"n{i}" for i in range(n)]
+    steps = [(f"owner{k}", "first_fwd"), (f"owner{k}.link", "up_act")]
+    for i in range(n):
+        steps.append((names[i], "fwd"))
+        if i < n - 1:
+            steps.append((f"{names[i]}->{names[i + 1]}", "act"))
+    steps += [(f"owner{k}.link", "down_act"), (f"owner{k}", "last"), (f"owner{k}.link", "up_grad")]
+    for i in reversed(range(n)):
+        steps.append((names[i], "bwd"))
+        if i > 0:
+            steps.append((f"{names[i]}->{names[i - 1]}", "grad"))
+    steps += [(f"owner{k}.link", "down_grad"), (f"owner{k}", "first_bwd")]
+    index = {(t.node, t.kind): t for t in r.trace if t.owner == k and t.batch == b}
+    assert len(index) == len(steps)
+    return [index[s] for s in steps]
+
+
+def _covered(intervals: list[tuple[float, float]], a: float, b: float) -> bool:
+    """Whether [a, b) lies inside the union of the (sorted, disjoint) intervals."""
+    for start, end in intervals:
+        if start <= a < end:
+            a = end
+    return a >= b
+
+
+@settings(max_examples=150, deadline=None)
+@given(pipelines(), st.sampled_from(["fifo", "backward-first"]))
+def test_trace_obeys_the_semantics(c: PipelineCosts, policy: str) -> None:
+    r = simulate(c, policy=policy, trace=True)
+    n, k_total, rb = len(c.nodes), c.num_owners, c.batches_per_round
+    arrivals: dict[str, list[tuple[TaskRecord, float]]] = defaultdict(list)
+    for k in range(k_total):
+        prev_end = 0.0
+        for b in range(rb):
+            chain = _chain(r, n, k, b)
+            assert chain[0].start_ms == prev_end  # next batch starts when the last one ends
+            for before, t in itertools.pairwise(chain):
+                shared = t.node in r_names(r)
+                # Private steps never wait; node and link jobs wait at most for their resource.
+                assert t.start_ms >= before.end_ms if shared else t.start_ms == before.end_ms
+                if shared:
+                    arrivals[t.node].append((t, before.end_ms))
+            prev_end = chain[-1].end_ms
+        assert r.owner_finish_ms[k] == prev_end
+    for name, jobs in arrivals.items():
+        busy = sorted((t.start_ms, t.end_ms) for t, _ in jobs)
+        assert all(e1 <= s2 for (_, e1), (s2, _) in itertools.pairwise(busy))
+        for t, arrived in jobs:
+            assert _covered(busy, arrived, t.start_ms)  # never idle while work waits
+        _check_order(name, jobs, policy)
+    assert r.training_ms == max(r.owner_finish_ms)
+    for node, nc in zip(r.nodes, c.nodes, strict=True):
+        assert node.busy_ms == rb * k_total * (nc.fwd_ms + nc.bwd_ms)
+        assert node.tasks == 2 * rb * k_total
+    assert r.round_ms >= r.training_ms
+
+
+def r_names(r: SimResult) -> set[str]:
+    return {n.name for n in r.nodes} | {ln.name for ln in r.links}
+
+
+def _check_order(name: str, jobs: list[tuple[TaskRecord, float]], policy: str) -> None:
+    """The job that starts is the first by policy among those waiting at that moment."""
+
+    def key(t: TaskRecord, arrived: float) -> tuple[float, ...]:
+        first = 0 if (policy == "fifo" or "->" in name or t.kind == "bwd") else 1
+        return (first, arrived, t.owner)
+
+    for t, arrived in jobs:
+        for u, u_arrived in jobs:
+            waiting = u_arrived <= t.start_ms < u.start_ms
+            assert not waiting or key(t, arrived) < key(u, u_arrived)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pipelines())
+def test_one_owner_equals_sequential_sum(c: PipelineCosts) -> None:
+    solo = PipelineCosts(
+        (c.owners[0].__class__(**{**c.owners[0].__dict__, "count": 1}),),
+        c.nodes,
+        c.hops,
+        c.batches_per_round,
+        c.aggregation_ms,
+    )
+    o = solo.owners[0]
+    trip = sum(getattr(o, f) for f in OWNER_FIELDS[:7])
+    trip += sum(x.fwd_ms + x.bwd_ms for x in c.nodes) + sum(h.act_ms + h.grad_ms for h in c.hops)
+    r = simulate(solo)
+    assert r.round_ms == c.batches_per_round * trip + o.upload_model_ms + c.aggregation_ms + (
+        o.download_model_ms
+    )
