@@ -64,3 +64,35 @@ def test_real_device_runs_work_and_emulated_device_skips_it_without_compute():
     assert Device().run("fwd", lambda: calls.append(1) or 7) == 7
     assert Device({"fwd": 0.0}, compute=False).run("fwd", lambda: calls.append(2)) is None
     assert calls == [1]
+
+
+def test_emulate_command_reports_measured_and_predicted(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mpsl.cli import app
+
+    profile, cluster = tmp_path / "p.json", tmp_path / "c.json"
+    PROFILE.save(profile)
+    _cluster(2).save(cluster)
+    out = tmp_path / "run"
+    args = [
+        "emulate",
+        "--profile",
+        str(profile),
+        "--cluster",
+        str(cluster),
+        "--cuts",
+        "1,3,5",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["measured_round_s"] > 0 and report["sim_round_s"] > 0
+    assert (out / "events.jsonl").exists()
+    bad = CliRunner().invoke(app, [*args[:-1], "--time-scale", "0"])
+    assert bad.exit_code != 0

@@ -24,3 +24,19 @@ def parse_ints(text: str, option: str) -> tuple[int, ...]:
 def print_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout."""
     print(json.dumps(obj, indent=1))
+
+
+def parse_stragglers(text: str) -> dict[int, float]:
+    """Parse '0=2,5=1.5' (data-owner index = factor)."""
+    result: dict[int, float] = {}
+    for item in filter(None, text.replace(" ", "").split(",")):
+        index, sep, factor = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            result[int(index)] = float(factor)
+        except ValueError:
+            raise ConfigError(
+                f"expected OWNER=FACTOR pairs like 0=2,5=1.5; got '{item}'", field="--stragglers"
+            ) from None
+    return result

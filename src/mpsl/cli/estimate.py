@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -11,44 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, print_json
+from mpsl.cli.common import parse_ints, parse_stragglers, print_json
 from mpsl.cluster import Cluster
-from mpsl.errors import ConfigError, FormatError
 from mpsl.estimate.summary import Estimate, Method, estimate
-from mpsl.profile.format import Profile
-
-
-def load_profile(text: str) -> Profile:
-    """A profile file, or the name of a shipped profile (``mpsl_vgg19_CIFAR``)."""
-    path = Path(text)
-    if path.is_file():
-        return Profile.load(path)
-    shipped = resources.files("mpsl") / "profiles" / f"{text.removesuffix('.json')}.json"
-    if shipped.is_file():
-        with resources.as_file(shipped) as p:
-            return Profile.load(p)
-    names = sorted(
-        p.name.removesuffix(".json")
-        for p in (resources.files("mpsl") / "profiles").iterdir()
-        if p.name.endswith(".json")
-    )
-    raise FormatError(f"{text}: no such profile file, nor a shipped profile ({', '.join(names)})")
-
-
-def parse_stragglers(text: str) -> dict[int, float]:
-    """Parse '0=2,5=1.5' (data-owner index = factor)."""
-    result: dict[int, float] = {}
-    for item in filter(None, text.replace(" ", "").split(",")):
-        index, sep, factor = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            result[int(index)] = float(factor)
-        except ValueError:
-            raise ConfigError(
-                f"expected OWNER=FACTOR pairs like 0=2,5=1.5; got '{item}'", field="--stragglers"
-            ) from None
-    return result
+from mpsl.profile.shipped import load_profile
 
 
 def _seconds(ms: float) -> str:

@@ -1,0 +1,143 @@
+"""The estimators on real compute: profile a small model on this machine, predict a round and the
+compute nodes' memory, then train the same round for real and compare.
+
+    python benchmarks/real_compute.py [--json] [--out FILE]
+
+All roles of an in-process run share this machine's cores, while the estimators give every data
+owner and node its own device; with K = 1 nothing runs concurrently, so that row tests the model
+itself; larger K shows what sharing two cores costs. Memory: the runtime counts the tensor bytes
+each compute node holds (instances' weights, buffers, optimizer state, one instance's gradients,
+activations autograd saved); the estimate is K x (weights + gradients + optimizer state) +
+K x activations (inputs and outputs of the part's layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from _common import machine, write
+from mpsl.cluster import Cluster
+from mpsl.data.synthetic import load_synthetic
+from mpsl.estimate.closed_form import multihop
+from mpsl.estimate.costs import pipeline_costs
+from mpsl.estimate.memory import node_memory_bytes
+from mpsl.estimate.simulate import simulate
+from mpsl.models import build_model
+from mpsl.profile.measure import MeasureSettings, measure_model
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.engine import LocalEngine
+from mpsl.split import part_ranges
+
+CASES = [
+    # model, input shape, batch, data owners, cuts, batches per epoch
+    ("lenet5", (1, 28, 28), 64, 1, [1, 3, 5], 24),
+    ("lenet5", (1, 28, 28), 64, 4, [1, 3, 5], 12),
+    ("resnet18", (3, 32, 32), 32, 1, [2, 6, 10], 6),
+    ("resnet18", (3, 32, 32), 32, 4, [2, 6, 10], 4),
+]
+
+
+def cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
+    """Everything on device 'here'; in-process messages cost nothing, so links are instant."""
+    return Cluster.model_validate(
+        {
+            "data_owners": [
+                {"count": owners, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}
+            ],
+            "compute_nodes": [
+                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10}
+                for i in range(nodes)
+            ],
+            "links": {"compute_to_compute_bps": 1e15},
+            "training": {"batch_size": batch, "batches_per_epoch": batches, "local_epochs": 1},
+        }
+    )
+
+
+def case(
+    model: str, shape: tuple[int, ...], batch: int, owners: int, cuts: list[int], batches: int
+) -> dict:
+    profile = measure_model(
+        model,
+        batch,
+        input_shape=shape,
+        num_classes=10,
+        device_name="here",
+        settings=MeasureSettings(repeats=20, warmup=3),
+    )
+    nodes = len(cuts) - 1
+    costs = pipeline_costs(profile, cluster(owners, nodes, batch, batches), cuts)
+    sim_s, closed_s = simulate(costs).round_ms / 1000, multihop(costs).round_ms / 1000
+    data = load_synthetic(shape, 10, train_size=owners * batch * batches, test_size=batch)
+    cfg = RunConfig(
+        model=model,
+        dataset="synthetic",
+        input_shape=list(shape),
+        data_owners=owners,
+        cuts=cuts,
+        rounds=2,
+        local_epochs=1,
+        batches_per_epoch=batches,
+        batch_size=batch,
+        lr=0.01,
+    )
+    result = LocalEngine(
+        cfg, dataset=data, model=build_model(model, 10, shape, seed=0), evaluate=False
+    ).run()
+    measured_s = result.rounds[-1].seconds  # the second round: threads and allocator warm
+    memory = {}
+    for i, (first, last) in enumerate(part_ranges(cuts, profile.num_layers)[1:-1]):
+        name = f"node{i + 1}"
+        est = node_memory_bytes(profile, first, last, owners)
+        got = result.peak_memory_bytes[name]
+        memory[name] = {"measured_bytes": got, "estimated_bytes": est, "error": (est - got) / got}
+    return {
+        "model": model,
+        "batch_size": batch,
+        "data_owners": owners,
+        "cuts": cuts,
+        "batches_per_round": batches,
+        "measured_round_s": measured_s,
+        "sim_round_s": sim_s,
+        "closed_round_s": closed_s,
+        "sim_error": (sim_s - measured_s) / measured_s,
+        "closed_error": (closed_s - measured_s) / measured_s,
+        "memory": memory,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--out", help="JSON file (default benchmarks/results/real_compute.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core per task, as each role would have on its own device
+    rows = []
+    for c in CASES:
+        rows.append(case(*c))
+        r = rows[-1]
+        if not args.json:
+            mem = ", ".join(f"{n} {m['error']:+.1%}" for n, m in r["memory"].items())
+            print(
+                f"{r['model']:8s} K={r['data_owners']}  measured {r['measured_round_s']:.3f} s  "
+                f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%})  closed "
+                f"{r['closed_round_s']:.3f} s ({r['closed_error']:+.1%})  memory est. vs "
+                f"measured: {mem}",
+                file=sys.stderr,
+            )
+    data = {
+        "benchmark": "real_compute",
+        "goal": "memory within 15%",
+        "machine": machine(),
+        "cases": rows,
+    }
+    path = write("real_compute", data, args.out)
+    print(json.dumps(data, indent=1) if args.json else f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``mpsl emulate``: run the real runtime as an emulation of a profiled deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mpsl.cli.common import parse_ints, parse_stragglers, print_json
+from mpsl.cluster import Cluster
+from mpsl.errors import ConfigError
+
+
+def emulate(
+    profile: Annotated[str, typer.Option(help="Profile file, or a shipped profile's name.")],
+    cluster: Annotated[Path, typer.Option(help="Cluster file (JSON).")],
+    cuts: Annotated[str, typer.Option(help="Cut list c0,c1,...,cN.")],
+    nodes: Annotated[str | None, typer.Option(help="Compute node per middle part.")] = None,
+    policy: Annotated[str, typer.Option(help="Queue policy: fifo or backward-first.")] = "fifo",
+    stragglers: Annotated[
+        str | None, typer.Option(help="Slow data owners: OWNER=FACTOR,...")
+    ] = None,
+    time_scale: Annotated[
+        float, typer.Option(help="Multiply every time by this (e.g. 0.001 to run 1000x faster).")
+    ] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Output directory for the run's report.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Emulate one round: every task takes its profiled time, every message its link's time.
+
+    Emulation only (no real compute): the model is replaced by stand-in layers and messages carry
+    their sizes, so large models and many data owners run on one machine. Prints the measured
+    round time next to the simulation's and the closed form's predictions.
+    """
+    from mpsl.estimate.closed_form import multihop
+    from mpsl.estimate.simulate import simulate_deployment
+    from mpsl.profile.shipped import load_profile
+    from mpsl.report.summary import write_run
+    from mpsl.runtime.emulation import Emulation
+
+    if time_scale <= 0:
+        raise ConfigError(f"must be positive; got {time_scale}", field="--time-scale")
+    if policy not in ("fifo", "backward-first"):
+        raise ConfigError(f"choose fifo or backward-first; got '{policy}'", field="--policy")
+    queue_policy: Literal["fifo", "backward-first"] = (
+        "fifo" if policy == "fifo" else "backward-first"
+    )
+    prof, clu = load_profile(profile), Cluster.load(cluster)
+    cut_list = parse_ints(cuts, "--cuts")
+    node_list = nodes.split(",") if nodes else None
+    slow = parse_stragglers(stragglers) if stragglers else None
+    em = Emulation(prof, clu, cut_list, node_list, time_scale=time_scale, stragglers=slow)
+    console = Console(stderr=True)
+    with console.status(f"emulating one round ({clu.num_data_owners} data owners)"):
+        result = em.run(policy=queue_policy)
+    measured_s = result.rounds[0].seconds / time_scale
+    sim = simulate_deployment(prof, clu, cut_list, node_list, policy=policy, stragglers=slow)
+    closed_s = multihop(em.costs).round_s
+    if out:
+        write_run(result, out)
+    report = {
+        "measured_round_s": measured_s,
+        "sim_round_s": sim.round_ms / 1000,
+        "closed_round_s": closed_s,
+        "sim_error": (sim.round_ms / 1000 - measured_s) / measured_s,
+        "time_scale": time_scale,
+        "bytes_per_link": result.bytes_per_link,
+    }
+    if as_json:
+        print_json(report)
+        return
+    table = Table("round time", "seconds", "vs measured")
+    table.add_row("measured (emulated runtime)", f"{measured_s:,.2f}", "")
+    for label, value in (("simulation", report["sim_round_s"]), ("closed form", closed_s)):
+        table.add_row(label, f"{value:,.2f}", f"{(value - measured_s) / measured_s:+.2%}")
+    Console().print(table)
+    if out:
+        console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``emulate`` to the app."""
+    app.command()(emulate)
