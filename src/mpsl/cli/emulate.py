@@ -59,13 +59,14 @@ def emulate(
     measured_s = result.rounds[0].seconds / time_scale
     sim = simulate_deployment(prof, clu, cut_list, node_list, policy=policy, stragglers=slow)
     closed_s = multihop(em.costs).round_s
+    sim_s = sim.round_ms / 1000
     if out:
         write_run(result, out)
     report = {
         "measured_round_s": measured_s,
-        "sim_round_s": sim.round_ms / 1000,
+        "sim_round_s": sim_s,
         "closed_round_s": closed_s,
-        "sim_error": (sim.round_ms / 1000 - measured_s) / measured_s,
+        "sim_error": (sim_s - measured_s) / measured_s,
         "time_scale": time_scale,
         "bytes_per_link": result.bytes_per_link,
     }
@@ -74,7 +75,7 @@ def emulate(
         return
     table = Table("round time", "seconds", "vs measured")
     table.add_row("measured (emulated runtime)", f"{measured_s:,.2f}", "")
-    for label, value in (("simulation", report["sim_round_s"]), ("closed form", closed_s)):
+    for label, value in (("simulation", sim_s), ("closed form", closed_s)):
         table.add_row(label, f"{value:,.2f}", f"{(value - measured_s) / measured_s:+.2%}")
     Console().print(table)
     if out:
