@@ -10,7 +10,7 @@ import copy
 import logging
 import queue
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +25,8 @@ from mpsl.runtime.transport import Transport
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("fifo", "backward-first")
+POLICIES = ("fifo", "backward-first", "scheduled")
+TASK_KIND = {Kind.ACTIVATION: "fwd", Kind.GRADIENT: "bwd"}
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 
 
@@ -39,28 +40,60 @@ class Instance:
 
 
 class TaskQueue:
-    """Pending tasks of a compute node, ordered by policy."""
+    """Pending tasks of a compute node, ordered by policy.
 
-    def __init__(self, policy: str) -> None:
+    ``fifo``: arrival order. ``backward-first``: any backward task before any forward task.
+    ``scheduled``: exactly the given order of (data owner, "fwd"/"bwd") tasks, repeated for each
+    batch; a task that arrives early waits for its turn (what a scheduler's plan prescribes).
+    """
+
+    def __init__(self, policy: str, order: Sequence[tuple[int, str]] = ()) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown queue policy '{policy}'; choose one of {POLICIES}")
+        if policy == "scheduled" and not order:
+            raise ValueError("the scheduled policy needs a task order")
         self.policy = policy
+        self.order = list(order)
         self._fifo: deque[Message] = deque()
         self._backward: deque[Message] = deque()
+        self._waiting: dict[tuple[int, str, int], Message] = {}
+        self._cursor = 0
 
     def __len__(self) -> int:
-        return len(self._fifo) + len(self._backward)
+        return len(self._fifo) + len(self._backward) + len(self._waiting)
 
     def push(self, msg: Message) -> None:
         """Add a task (or a control message, which keeps its arrival order)."""
-        if self.policy == "backward-first" and msg.kind is Kind.GRADIENT:
+        if self.policy == "scheduled" and msg.kind in TASK_KIND:
+            self._waiting[(msg.owner, TASK_KIND[msg.kind], msg.batch)] = msg
+        elif self.policy == "backward-first" and msg.kind is Kind.GRADIENT:
             self._backward.append(msg)
         else:
             self._fifo.append(msg)
 
+    def _expected(self) -> tuple[int, str, int]:
+        owner, kind = self.order[self._cursor % len(self.order)]
+        return owner, kind, self._cursor // len(self.order)
+
+    def ready(self) -> bool:
+        """True when pop() has something to return under the policy."""
+        if self._fifo or self._backward:
+            return True
+        return bool(self._waiting) and self._expected() in self._waiting
+
     def pop(self) -> Message:
         """The next task under the policy."""
-        return self._backward.popleft() if self._backward else self._fifo.popleft()
+        if self._backward:
+            return self._backward.popleft()
+        if self._fifo:
+            return self._fifo.popleft()
+        msg = self._waiting.pop(self._expected())
+        self._cursor += 1
+        return msg
+
+    def restart(self) -> None:
+        """A new round: the prescribed order starts again from its first task."""
+        self._cursor = 0
 
 
 class ComputeNode:
@@ -79,14 +112,17 @@ class ComputeNode:
         device: Device = REAL,
         coordinator: str = "coordinator",
         emulated_output_bytes: int = 0,
+        owners: Sequence[int] | None = None,
+        order: Sequence[tuple[int, str]] = (),
     ) -> None:
         self.name = name
+        self.owners = owners  # the data owners this node serves (default: all)
         self.emulated_output_bytes = emulated_output_bytes  # activation size when compute is off
         self.global_part = part
         self.prev_hop, self.next_hop = prev_hop, next_hop
         self.transport, self.events = transport, events
         self.make_optimizer = make_optimizer
-        self.queue = TaskQueue(policy)
+        self.queue = TaskQueue(policy, order)
         self.device = device
         self.coordinator = coordinator
         self.instances: dict[int, Instance] = {}
@@ -114,7 +150,7 @@ class ComputeNode:
                 self.transport.send(self.coordinator, Message(Kind.ERROR, self.name, text=text))
 
     def _next(self) -> Message:
-        if not len(self.queue):
+        while not self.queue.ready():
             self.queue.push(self.transport.recv(self.name))
         while True:
             try:
@@ -140,7 +176,8 @@ class ComputeNode:
         if msg.tensors:
             self.global_part.load_state_dict(msg.tensors)
         self.round = msg.round
-        owners = range(msg.owner)  # ROUND_START.owner carries K
+        self.queue.restart()
+        owners = self.owners if self.owners is not None else range(msg.owner)  # .owner carries K
         self.instances = {}
         for k in owners:
             module = copy.deepcopy(self.global_part)
@@ -230,6 +267,7 @@ class ComputeNode:
             self.name,
             round=self.round,
             tensors={k: v.detach().clone() for k, v in self.global_part.state_dict().items()},
+            samples=sum(i.samples for i in self.instances.values()),
         )
         self.transport.send(msg.sender, reply)
         self._record(msg, "aggregate", start, reply.nbytes)

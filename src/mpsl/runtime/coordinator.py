@@ -18,7 +18,7 @@ from torch import nn
 from mpsl.data.base import Labeled
 from mpsl.errors import RuntimeFailure
 from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint, strip_prefix
-from mpsl.runtime.training import evaluate
+from mpsl.runtime.training import evaluate, fedavg
 from mpsl.runtime.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,12 @@ class Coordinator:
         test: Labeled | None,
         name: str = "coordinator",
         timeout_s: float = 600.0,
+        node_parts: Sequence[int] | None = None,
     ) -> None:
         self.transport = transport
+        # Part index hosted by each compute node: a chain by default (node i hosts part i + 1);
+        # in horizontally scaled one hop, several nodes host the same middle part.
+        self.node_parts = list(node_parts or range(1, len(parts) - 1))
         self.parts = parts  # share modules with ``model``: loading a part updates the model
         self.model = model
         self.owners = owners
@@ -61,8 +65,8 @@ class Coordinator:
 
     @property
     def nodes(self) -> int:
-        """N: compute nodes."""
-        return len(self.parts) - 2
+        """Compute nodes."""
+        return len(self.node_parts)
 
     def run_round(self, r: int, progress: Progress | None = None) -> RoundResult:
         """One round: every data owner trains, then FedAvg everywhere, then evaluation."""
@@ -75,7 +79,7 @@ class Coordinator:
                     self.name,
                     owner=self.owners,
                     round=r,
-                    tensors=_copy(self.parts[i + 1].state_dict()),
+                    tensors=_copy(self.parts[self.node_parts[i]].state_dict()),
                 ),
             )
         owner_state = {f"first.{k}": v for k, v in _copy(self.parts[0].state_dict()).items()}
@@ -94,9 +98,8 @@ class Coordinator:
                 progress(r, done)
         for i in range(self.nodes):
             self.transport.send(node_endpoint(i), Message(Kind.AGGREGATE, self.name, round=r))
-        for _ in range(self.nodes + 1):
-            msg = self._expect(Kind.WEIGHTS, r)
-            self._install(msg)
+        replies = [self._expect(Kind.WEIGHTS, r) for _ in range(self.nodes + 1)]
+        self._install(replies)
         seconds = time.perf_counter() - start
         test_loss, accuracy = evaluate(self.model, self.test) if self.test else (float("nan"),) * 2
         return RoundResult(r, loss_sum / max(samples, 1), test_loss, accuracy, seconds, samples)
@@ -106,16 +109,25 @@ class Coordinator:
         for e in endpoints:
             self.transport.send(e, Message(Kind.STOP, self.name))
 
-    def _install(self, msg: Message) -> None:
-        if msg.sender == "aggregator":
-            self.parts[0].load_state_dict(strip_prefix(msg.tensors, "first."))
-            self.parts[-1].load_state_dict(strip_prefix(msg.tensors, "last."))
-            return
-        for i in range(self.nodes):
-            if msg.sender == node_endpoint(i):
-                self.parts[i + 1].load_state_dict(msg.tensors)
-                return
-        raise RuntimeFailure(f"weights from unknown sender {msg.sender}")
+    def _install(self, replies: list[Message]) -> None:
+        """Load the new global parts; nodes sharing a part are averaged by samples (FedAvg)."""
+        by_part: dict[int, list[Message]] = {}
+        endpoints = {node_endpoint(i): part for i, part in enumerate(self.node_parts)}
+        for msg in replies:
+            if msg.sender == "aggregator":
+                self.parts[0].load_state_dict(strip_prefix(msg.tensors, "first."))
+                self.parts[-1].load_state_dict(strip_prefix(msg.tensors, "last."))
+            elif msg.sender in endpoints:
+                by_part.setdefault(endpoints[msg.sender], []).append(msg)
+            else:
+                raise RuntimeFailure(f"weights from unknown sender {msg.sender}")
+        for part, msgs in by_part.items():
+            trained = [m for m in msgs if m.samples > 0] or msgs
+            if len(trained) == 1:
+                self.parts[part].load_state_dict(trained[0].tensors)
+            else:
+                weights = [max(m.samples, 1) for m in trained]
+                self.parts[part].load_state_dict(fedavg([m.tensors for m in trained], weights))
 
     def _expect(self, kind: Kind, r: int) -> Message:
         try:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from mpsl.data import Dataset, load_dataset, partition
+from mpsl.errors import ConfigError
 from mpsl.models import LayerChain, build_model
 from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.compute_node import ComputeNode
@@ -31,6 +32,40 @@ from mpsl.runtime.transport import InProcessTransport, LinkModel
 from mpsl.split import even_cuts, split_model
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Routing: the part each node hosts, whom it serves, and each data owner's entry/exit node."""
+
+    node_parts: list[int]
+    served: list[list[int] | None]  # None: every data owner
+    entry: list[int]  # node receiving data owner k's first activation
+    exit: list[int]  # node sending data owner k the last activation
+    chain_length: int  # nodes in a data owner's path
+
+    @classmethod
+    def chain(cls, nodes: int, owners: int) -> Layout:
+        """Multihop: node i hosts part i + 1; every data owner passes through every node."""
+        return cls(
+            list(range(1, nodes + 1)), [None] * nodes, [0] * owners, [nodes - 1] * owners, nodes
+        )
+
+    @classmethod
+    def horizontal(cls, assignment: list[int]) -> Layout:
+        """One hop, several helpers: helper h hosts the middle part for its data owners."""
+        helpers = max(assignment) + 1
+        served = [[k for k, h in enumerate(assignment) if h == helper] for helper in range(helpers)]
+        return cls([1] * helpers, list(served), assignment, assignment, 1)
+
+    def prev_hop(self, i: int) -> Callable[[int], str]:
+        """Where node i sends gradients."""
+        return owner_endpoint if i % self.chain_length == 0 else (lambda _k: node_endpoint(i - 1))
+
+    def next_hop(self, i: int) -> Callable[[int], str]:
+        """Where node i sends activations."""
+        last = i % self.chain_length == self.chain_length - 1
+        return owner_endpoint if last else (lambda _k: node_endpoint(i + 1))
 
 
 @dataclass
@@ -83,6 +118,8 @@ class LocalEngine:
         link_model: LinkModel | None = None,
         emulated_bytes: Mapping[str, int] | None = None,
         evaluate: bool = True,
+        assignment: Sequence[int] | None = None,
+        orders: Mapping[int, Sequence[tuple[int, str]]] | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset or load_run_data(config)
@@ -99,61 +136,89 @@ class LocalEngine:
         self.transport = InProcessTransport(link_model)
         self.events = EventLog()
         self.evaluate = evaluate
+        self.assignment = assignment  # helper of each data owner (horizontal one hop)
+        self.orders = dict(orders or {})  # helper -> prescribed (owner, fwd/bwd) order
         self._build_roles()
 
     def _device(self, name: str) -> Device:
         return self.devices.get(name, REAL)
 
     def _build_roles(self) -> None:
-        cfg, n = self.config, len(self.parts) - 2
+        cfg = self.config
         owners = cfg.data_owners
         shares = partition(self.dataset.train.y.numpy(), owners, cfg.partition, cfg.alpha, cfg.seed)
         opt = optimizer_factory(cfg)
-        nodes = [node_endpoint(i) for i in range(n)]
-
-        def prev_hop(i: int) -> Callable[[int], str]:
-            return owner_endpoint if i == 0 else (lambda _k: nodes[i - 1])
-
-        def next_hop(i: int) -> Callable[[int], str]:
-            return owner_endpoint if i == n - 1 else (lambda _k: nodes[i + 1])
-
+        layout = self._layout()
+        nodes = [node_endpoint(i) for i in range(len(layout.node_parts))]
+        policy = "scheduled" if self.orders else cfg.queue_policy
         self.nodes = [
             ComputeNode(
                 nodes[i],
-                copy.deepcopy(self.parts[i + 1]),
-                prev_hop(i),
-                next_hop(i),
+                copy.deepcopy(self.parts[part]),
+                layout.prev_hop(i),
+                layout.next_hop(i),
                 self.transport,
                 self.events,
                 opt,
-                cfg.queue_policy,
+                policy,
                 self._device(nodes[i]),
                 emulated_output_bytes=self.emulated_bytes.get(nodes[i], 0),
+                owners=layout.served[i],
+                order=self.orders.get(i, ()),
             )
-            for i in range(n)
+            for i, part in enumerate(layout.node_parts)
         ]
         workload = Workload(cfg.batch_size, cfg.local_epochs, cfg.batches_per_epoch, cfg.seed)
-        emulated = (self.emulated_bytes.get("first", 0), self.emulated_bytes.get(nodes[-1], 0))
         self.owners = [
             DataOwner(
                 k,
                 self.dataset.train.subset(torch.from_numpy(shares[k])),
                 copy.deepcopy(self.parts[0]),
                 copy.deepcopy(self.parts[-1]),
-                nodes[0],
-                nodes[-1],
+                nodes[layout.entry[k]],
+                nodes[layout.exit[k]],
                 self.transport,
                 self.events,
                 opt,
                 workload,
                 self._device(owner_endpoint(k)),
-                emulated_output_bytes=emulated,
+                emulated_output_bytes=(
+                    self.emulated_bytes.get("first", 0),
+                    self.emulated_bytes.get(nodes[layout.exit[k]], 0),
+                ),
             )
             for k in range(owners)
         ]
         self.aggregator = Aggregator(owners, self.transport, self.events)
         test = self.dataset.test if self.evaluate else None
-        self.coordinator = Coordinator(self.transport, self.parts, self.model, owners, test)
+        self.coordinator = Coordinator(
+            self.transport, self.parts, self.model, owners, test, node_parts=layout.node_parts
+        )
+
+    def _layout(self) -> Layout:
+        """Which node hosts which part, and how data owners route through the nodes."""
+        owners = self.config.data_owners
+        if self.assignment is None:
+            return Layout.chain(len(self.parts) - 2, owners)
+        if len(self.parts) != 3:
+            raise ConfigError(
+                f"an assignment of data owners to helpers is for one hop (2 cuts, P = 3); "
+                f"got cuts {list(self.cuts)}",
+                field="cuts",
+            )
+        if len(self.assignment) != owners:
+            raise ConfigError(
+                f"the assignment names a helper for {len(self.assignment)} data owners but the "
+                f"run has {owners}",
+                field="data_owners",
+            )
+        if self.orders and self.config.batches_per_epoch is None:
+            raise ConfigError(
+                "following a task order needs the same number of batches for every data owner; "
+                "set batches_per_epoch",
+                field="batches_per_epoch",
+            )
+        return Layout.horizontal(list(self.assignment))
 
     def run(
         self,
