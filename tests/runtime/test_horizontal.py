@@ -91,3 +91,52 @@ def test_bad_horizontal_setups(kw, engine_kw, field):
     values = {**_config().model_dump(), **kw}
     with pytest.raises(ConfigError, match=f"field '{field}'"):
         LocalEngine(RunConfig(**values), dataset=DATA, **engine_kw)
+
+
+def test_run_follows_a_schedule_file(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mpsl.cli import app
+
+    tasks = [
+        {"owner": o, "helper": h, "kind": kind, "start_ms": float(i), "end_ms": i + 0.5}
+        for h, order in ORDERS.items()
+        for i, (o, kind) in enumerate(order)
+    ]
+    sched = tmp_path / "schedule.json"
+    sched.write_text(json.dumps({"assignment": ASSIGNMENT, "tasks": tasks, "makespan_ms": 1.0}))
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "--dataset",
+        "synthetic",
+        "--data-owners",
+        "5",
+        "--cuts",
+        "2,4",
+        "--rounds",
+        "1",
+        "--batches-per-epoch",
+        "2",
+        "--schedule",
+        str(sched),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    node2 = [
+        (e["owner"], e["kind"])
+        for e in events
+        if e["node"] == "node2" and e["kind"] in ("fwd", "bwd")
+    ]
+    assert node2 == ORDERS[1] * 2 * 2  # 2 batches per epoch, 2 local epochs (default)
+    bad = json.loads(sched.read_text())
+    bad["tasks"] = bad["tasks"][1:]
+    sched.write_text(json.dumps(bad))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0

@@ -33,12 +33,16 @@ def run(
     momentum: Annotated[float | None, typer.Option(help="SGD momentum.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, data split, order.")] = None,
     queue_policy: Annotated[str | None, typer.Option(help="fifo or backward-first.")] = None,
+    schedule: Annotated[
+        Path | None, typer.Option(help="Follow a `mpsl schedule --json` result (one hop).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
     from mpsl.report.summary import write_run
     from mpsl.runtime.engine import LocalEngine
+    from mpsl.runtime.follow import load_schedule
 
     flags: dict[str, Any] = {
         "model": model,
@@ -56,6 +60,7 @@ def run(
         "lr": lr,
         "momentum": momentum,
         "seed": seed,
+        "schedule": str(schedule) if schedule else None,
         "queue_policy": queue_policy,
         "out": str(out) if out else None,
         "cuts": list(parse_ints(cuts, "--cuts")) if cuts else None,
@@ -63,7 +68,8 @@ def run(
     given = {k: v for k, v in flags.items() if v is not None}
     cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
     console = Console(stderr=True, quiet=quiet)
-    engine = LocalEngine(cfg)
+    assignment, orders = load_schedule(cfg.schedule) if cfg.schedule else (None, None)
+    engine = LocalEngine(cfg, assignment=assignment, orders=orders)
     console.print(
         f"[bold]MP-SL[/]: {cfg.model} on {cfg.dataset}, {cfg.data_owners} data owners, "
         f"cuts {list(engine.cuts)} (P = {len(engine.cuts) + 1}, "

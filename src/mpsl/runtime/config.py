@@ -35,6 +35,9 @@ class RunConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     seed: int = 0
     queue_policy: Literal["fifo", "backward-first"] = "fifo"
+    schedule: str | None = Field(
+        default=None, description="follow `mpsl schedule --json` output: one hop, several helpers"
+    )
     out: str | None = None
 
     @model_validator(mode="after")
