@@ -140,3 +140,10 @@ def test_run_follows_a_schedule_file(tmp_path):
     sched.write_text(json.dumps(bad))
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0
+
+
+def test_a_helper_without_data_owners_stays_idle():
+    order = [(k, "fwd") for k in range(5)] + [(k, "bwd") for k in range(5)]
+    res = LocalEngine(_config(), dataset=DATA, assignment=[1] * 5, orders={1: order}).run()
+    assert not [r for r in res.events.records if r.node == "node1" and r.kind in ("fwd", "bwd")]
+    assert res.rounds[0].samples == 5 * 3 * 8

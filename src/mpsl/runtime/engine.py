@@ -150,7 +150,6 @@ class LocalEngine:
         opt = optimizer_factory(cfg)
         layout = self._layout()
         nodes = [node_endpoint(i) for i in range(len(layout.node_parts))]
-        policy = "scheduled" if self.orders else cfg.queue_policy
         self.nodes = [
             ComputeNode(
                 nodes[i],
@@ -160,7 +159,7 @@ class LocalEngine:
                 self.transport,
                 self.events,
                 opt,
-                policy,
+                "scheduled" if self.orders.get(i) else cfg.queue_policy,
                 self._device(nodes[i]),
                 emulated_output_bytes=self.emulated_bytes.get(nodes[i], 0),
                 owners=layout.served[i],
