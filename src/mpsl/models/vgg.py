@@ -12,51 +12,17 @@ from mpsl.errors import ModelError
 from mpsl.models.chain import LayerChain
 
 POOL = 0
+
+
+def _stages(*stages: tuple[int, int]) -> list[int]:
+    """VGG layout from (convolutions, width) per stage; each stage ends with a max-pool."""
+    return [w for convs, width in stages for w in [width] * convs + [POOL]]
+
+
 CONFIGS: dict[str, list[int]] = {
-    "vgg11": [64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL],
-    "vgg16": [
-        64,
-        64,
-        POOL,
-        128,
-        128,
-        POOL,
-        256,
-        256,
-        256,
-        POOL,
-        512,
-        512,
-        512,
-        POOL,
-        512,
-        512,
-        512,
-        POOL,
-    ],
-    "vgg19": [
-        64,
-        64,
-        POOL,
-        128,
-        128,
-        POOL,
-        256,
-        256,
-        256,
-        256,
-        POOL,
-        512,
-        512,
-        512,
-        512,
-        POOL,
-        512,
-        512,
-        512,
-        512,
-        POOL,
-    ],
+    "vgg11": _stages((1, 64), (1, 128), (2, 256), (2, 512), (2, 512)),
+    "vgg16": _stages((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
+    "vgg19": _stages((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)),
 }
 
 
