@@ -113,3 +113,63 @@ def test_cli_bad_config_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["run", "--config", str(cfg)])
     assert result.exit_code != 0
     assert "field 'rounds'" in str(result.exception) or "field 'rounds'" in result.output
+
+
+def test_run_plans_first_with_plan_auto(tmp_path):
+    from mpsl.profile.format import LayerProfile, Profile, Timing
+
+    # node "slow" is 10x slower: the optimal plan gives it the least work or leaves it out
+    layers = [
+        LayerProfile(
+            name=f"l{i}", output_bytes=1000, param_bytes=100, ms={"cpu": Timing(fwd=1.0, bwd=2.0)}
+        )
+        for i in range(1, 7)
+    ]
+    profile = tmp_path / "p.json"
+    Profile(model="digits_cnn", batch_size=16, layers=layers).save(profile)
+    cluster = tmp_path / "c.json"
+    cluster.write_text(
+        json.dumps(
+            {
+                "data_owners": [
+                    {"count": 2, "device": "cpu", "memory_bytes": 1e9, "link_bps": 1e9}
+                ],
+                "compute_nodes": [
+                    {"name": "fast", "device": "cpu", "memory_bytes": 1e9},
+                    {"name": "slow", "device": "cpu", "memory_bytes": 1e9, "slowdown": 10},
+                ],
+                "links": {"compute_to_compute_bps": 1e9},
+                "training": {"batch_size": 16, "batches_per_epoch": 4, "local_epochs": 1},
+            }
+        )
+    )
+    out = tmp_path / "out"
+    args = [
+        "run",
+        "--dataset",
+        "synthetic",
+        "--data-owners",
+        "2",
+        "--rounds",
+        "1",
+        "--plan",
+        "auto",
+        "--profile",
+        str(profile),
+        "--cluster",
+        str(cluster),
+        "--first-cut",
+        "1",
+        "--last-cut",
+        "5",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cuts = json.loads((out / "summary.json").read_text())["cuts"]
+    assert cuts[0] == 1 and cuts[-1] == 5
+    i = args.index("--cluster")
+    missing = CliRunner().invoke(app, args[:i] + args[i + 2 :])
+    assert missing.exit_code != 0 and "needs --cluster" in str(missing.exception)

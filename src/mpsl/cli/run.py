@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mpsl.cli.common import parse_ints
+from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
 
 
@@ -37,6 +38,13 @@ def run(
         Path | None, typer.Option(help="Follow a `mpsl schedule --json` result (one hop).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+    plan: Annotated[
+        str | None, typer.Option(help="'auto' to plan the cuts first, or a plan file.")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="Profile for --plan auto.")] = None,
+    cluster: Annotated[Path | None, typer.Option(help="Cluster for --plan auto.")] = None,
+    first_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps 1..A.")] = None,
+    last_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps B+1..S.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
@@ -61,6 +69,11 @@ def run(
         "momentum": momentum,
         "seed": seed,
         "schedule": str(schedule) if schedule else None,
+        "plan": plan,
+        "profile": profile,
+        "cluster": str(cluster) if cluster else None,
+        "first_cut": first_cut,
+        "last_cut": last_cut,
         "queue_policy": queue_policy,
         "out": str(out) if out else None,
         "cuts": list(parse_ints(cuts, "--cuts")) if cuts else None,
@@ -68,6 +81,8 @@ def run(
     given = {k: v for k, v in flags.items() if v is not None}
     cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
     console = Console(stderr=True, quiet=quiet)
+    if cfg.plan:
+        cfg = cfg.model_copy(update={"cuts": planned_cuts(cfg, console)})
     assignment, orders = load_schedule(cfg.schedule) if cfg.schedule else (None, None)
     engine = LocalEngine(cfg, assignment=assignment, orders=orders)
     console.print(
@@ -115,6 +130,43 @@ def run(
         f"{sum(r.seconds for r in result.rounds):.1f} s; {sent / 1e6:.1f} MB moved between "
         f"roles; report in {out_dir}/ (summary.json, events.jsonl, pipeline.png)"
     )
+
+
+def planned_cuts(cfg: RunConfig, console: Console) -> list[int]:
+    """The cuts of ``cfg.plan``: a plan file, or a plan made now from profile and cluster."""
+    from mpsl.cluster import Cluster
+    from mpsl.models import build_model
+    from mpsl.plan import Plan, make_plan
+    from mpsl.profile.shipped import load_profile
+
+    if cfg.plan == "auto":
+        needed = ("profile", "cluster", "first_cut", "last_cut")
+        missing = [f"--{f.replace('_', '-')}" for f in needed if getattr(cfg, f) is None]
+        if missing:
+            raise ConfigError(f"--plan auto also needs {', '.join(missing)}", field="plan")
+        assert cfg.profile and cfg.cluster and cfg.first_cut and cfg.last_cut
+        plan = make_plan(
+            load_profile(cfg.profile),
+            Cluster.load(cfg.cluster),
+            cfg.first_cut,
+            cfg.last_cut,
+            cfg.objective,
+        )
+    else:
+        plan = Plan.load(cfg.plan or "")
+    if not plan.feasible:
+        raise ConfigError(f"no feasible plan: {plan.reason}", field="plan")
+    shape = tuple(cfg.input_shape) if cfg.input_shape else None
+    layers = build_model(cfg.model, cfg.num_classes, shape).num_layers
+    if plan.num_layers != layers:
+        raise ConfigError(
+            f"the plan is for a model of {plan.num_layers} layers ({plan.model}); "
+            f"{cfg.model} has {layers}",
+            field="plan",
+        )
+    nodes = ", ".join(f"{p.node} {p.first_layer}-{p.last_layer}" for p in plan.parts)
+    console.print(f"plan ({plan.objective}): cuts {plan.cuts}; parts {nodes}")
+    return list(plan.cuts)
 
 
 def register(app: typer.Typer) -> None:

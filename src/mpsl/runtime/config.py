@@ -39,6 +39,12 @@ class RunConfig(BaseModel):
         default=None, description="follow `mpsl schedule --json` output: one hop, several helpers"
     )
     out: str | None = None
+    plan: str | None = Field(default=None, description="'auto' (plan first) or a plan file")
+    profile: str | None = Field(default=None, description="profile file or shipped name (plan)")
+    cluster: str | None = Field(default=None, description="cluster file (plan)")
+    first_cut: int | None = Field(default=None, ge=1, description="data owner keeps 1..first")
+    last_cut: int | None = Field(default=None, ge=1, description="data owner keeps last+1..S")
+    objective: Literal["epoch", "paper", "cost"] = "epoch"
 
     @model_validator(mode="after")
     def _cuts_or_hops(self) -> RunConfig:
