@@ -1,7 +1,124 @@
-"""``mpsl plan``: (being written)."""
+"""``mpsl plan``: optimal cuts and node assignment for a profile and a cluster."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from mpsl.cli.common import print_json
+from mpsl.cluster import Cluster
+from mpsl.plan import Plan, make_plan
+from mpsl.profile.format import Profile
+
+
+def load_profile(name: str) -> Profile:
+    """A profile file, or the name of a shipped reference profile (e.g. mpsl_vgg19_CIFAR)."""
+    path = Path(name)
+    if not path.exists():
+        shipped = (
+            importlib.resources.files("mpsl") / "profiles" / f"{name.removesuffix('.json')}.json"
+        )
+        if shipped.is_file():
+            return Profile.model_validate_json(shipped.read_text())
+    return Profile.load(path)
+
+
+def plan(
+    profile: Annotated[str, typer.Option(help="Profile file, or a shipped one: mpsl_vgg19_CIFAR.")],
+    cluster: Annotated[Path, typer.Option(help="Cluster file (JSON or TOML).")],
+    first_cut: Annotated[int, typer.Option(help="The data owner keeps layers 1..FIRST.")],
+    last_cut: Annotated[int, typer.Option(help="The data owner keeps layers LAST+1..S.")],
+    objective: Annotated[
+        str, typer.Option(help="epoch (round time), paper (published ILP) or cost.")
+    ] = "epoch",
+    hops: Annotated[str, typer.Option(help="Compute nodes to use: a number or auto.")] = "auto",
+    max_round_s: Annotated[
+        float | None, typer.Option(help="Longest acceptable round (cost, epoch objectives).")
+    ] = None,
+    pareto: Annotated[
+        bool, typer.Option("--pareto", help="Also list the time/cost frontier.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the plan to this JSON file.")] = None,
+    method: Annotated[str, typer.Option(help="dp (default), milp or brute (tiny cases).")] = "dp",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Choose the cuts and the compute node of each middle part: the fastest (or cheapest) plan
+    whose nodes all fit in memory, provably optimal; the manual split is shown for comparison."""
+    nodes = Cluster.load(cluster)
+    result = make_plan(
+        load_profile(profile),
+        nodes,
+        first_cut,
+        last_cut,
+        objective,
+        hops,
+        max_round_s,
+        method=method,
+        pareto=pareto,
+    )
+    if out is not None and result.feasible:
+        result.save(out)
+    if as_json:
+        print_json(result.model_dump(mode="json", exclude_none=True))
+        return
+    if not result.feasible:
+        typer.echo(f"error: no feasible plan: {result.reason}", err=True)
+        raise typer.Exit(2)
+    show(result, nodes)
+    if out is not None:
+        typer.echo(f"plan written to {out}")
+
+
+def show(result: Plan, cluster: Cluster) -> None:
+    """Human-readable plan, manual comparison and frontier."""
+    console = Console()
+    table = Table(
+        "part",
+        "compute node",
+        "device",
+        "layers",
+        "memory",
+        "node memory",
+        title=f"{result.model}: cuts {result.cuts}",
+    )
+    for i, part in enumerate(result.parts, 2):
+        node = cluster.node(part.node)
+        table.add_row(
+            str(i),
+            part.node,
+            node.device,
+            f"{part.first_layer}..{part.last_layer}",
+            f"{result.memory_bytes[part.node] / 1e9:.2f} GB",
+            f"{node.memory_bytes / 1e9:.2f} GB",
+        )
+    console.print(table)
+    console.print(
+        f"{result.objective}: {result.objective_value:.6g} {result.objective_unit}; "
+        f"predicted round {result.predicted['round_s']:.3f} s; "
+        f"solved in {result.solve_ms:.1f} ms ({result.method})"
+    )
+    manual = result.manual
+    if manual is not None:
+        line = f"manual split: cuts {manual.cuts} on {', '.join(manual.nodes)}"
+        if manual.objective_value is not None:
+            line += f": {result.objective} {manual.objective_value:.6g}"
+        if manual.gain_pct is not None:
+            line += f" (the plan is {manual.gain_pct:.1f}% lower)"
+        if not manual.runnable:
+            line += f"; cannot run: {manual.reason}"
+        console.print(line)
+    if result.frontier:
+        front = Table("round s", "cost per round", "nodes", "cuts", title="time/cost frontier")
+        for p in result.frontier:
+            front.add_row(f"{p.round_s:.3f}", f"{p.cost:.6g}", ", ".join(p.nodes), str(p.cuts))
+        console.print(front)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``plan`` to the app (nothing yet)."""
+    """Add ``plan`` to the app."""
+    app.command()(plan)

@@ -1,0 +1,26 @@
+"""Planner: provably optimal cuts and node assignment under memory limits.
+
+``make_plan`` (alias ``plan``) is the entry point; ``Plan`` is the plain data object it returns and
+the runtime receives. Solvers: dp (exact combinatorial, the default), milp (HiGHS cross-check),
+brute (enumeration, small instances only).
+"""
+
+from mpsl.plan.make import make_plan, solve
+from mpsl.plan.problem import Objective, Problem, Solution, build_problem
+from mpsl.plan.types import Baseline, FrontierPoint, Plan, PlanPart
+
+plan = make_plan
+
+__all__ = [
+    "Baseline",
+    "FrontierPoint",
+    "Objective",
+    "Plan",
+    "PlanPart",
+    "Problem",
+    "Solution",
+    "build_problem",
+    "make_plan",
+    "plan",
+    "solve",
+]
