@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from typing import Annotated
 
@@ -13,19 +12,7 @@ from rich.table import Table
 from mpsl.cli.common import print_json
 from mpsl.cluster import Cluster
 from mpsl.plan import Plan, make_plan
-from mpsl.profile.format import Profile
-
-
-def load_profile(name: str) -> Profile:
-    """A profile file, or the name of a shipped reference profile (e.g. mpsl_vgg19_CIFAR)."""
-    path = Path(name)
-    if not path.exists():
-        shipped = (
-            importlib.resources.files("mpsl") / "profiles" / f"{name.removesuffix('.json')}.json"
-        )
-        if shipped.is_file():
-            return Profile.model_validate_json(shipped.read_text())
-    return Profile.load(path)
+from mpsl.profile.shipped import load_profile
 
 
 def plan(

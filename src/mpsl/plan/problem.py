@@ -150,7 +150,8 @@ class Problem:
 
     def need_bytes(self, first: int, last: int) -> int:
         """Memory a compute node needs to host layers first..last under this objective's model."""
-        return need_bytes(self.profile, first, last, self.num_owners, self.objective)
+        scale = self.cluster.training.batch_size / self.profile.batch_size
+        return need_bytes(self.profile, first, last, self.num_owners, self.objective, scale)
 
 
 def gb(num_bytes: float) -> str:
@@ -158,11 +159,16 @@ def gb(num_bytes: float) -> str:
     return f"{num_bytes / 1e9:.2f} GB"
 
 
-def need_bytes(profile: Profile, first: int, last: int, owners: int, objective: Objective) -> int:
-    """The memory model of ``objective``: the paper's for paper, the estimator's otherwise."""
+def need_bytes(
+    profile: Profile, first: int, last: int, owners: int, objective: Objective, scale: float = 1.0
+) -> int:
+    """The memory model of ``objective``: the paper's for paper, the estimator's otherwise.
+
+    ``scale`` is the cluster's batch size over the profile's (activations grow with the batch).
+    """
     if objective is Objective.PAPER:
         return paper_node_memory_bytes(profile, first, last, owners)
-    return node_memory_bytes(profile, first, last, owners)
+    return node_memory_bytes(profile, first, last, owners, scale=scale)
 
 
 def _check_inputs(profile: Profile, cluster: Cluster, first_cut: int, last_cut: int) -> None:
@@ -263,7 +269,7 @@ def build_problem(
     owners = cluster.num_data_owners
     for i in range(p):
         for k in range(i + 1, p):
-            need[i, k] = need_bytes(profile, first_cut + i + 1, first_cut + k, owners, obj)
+            need[i, k] = need_bytes(profile, first_cut + i + 1, first_cut + k, owners, obj, scale)
     memory = np.array([node.memory_bytes for node in nodes], dtype=float)
     seg_ok = measured & (need[None, :, :] <= memory[:, None, None])
 
