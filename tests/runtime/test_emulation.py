@@ -96,3 +96,18 @@ def test_emulate_command_reports_measured_and_predicted(tmp_path):
     assert (out / "events.jsonl").exists()
     bad = CliRunner().invoke(app, [*args[:-1], "--time-scale", "0"])
     assert bad.exit_code != 0
+
+
+def test_emulation_with_real_compute_trains_the_real_model():
+    from mpsl.data.synthetic import load_synthetic
+    from mpsl.models import build_model
+
+    data = load_synthetic((1, 8, 8), 10, train_size=64, test_size=16, seed=0)
+    model = build_model("digits_cnn", 10, (1, 8, 8), seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    profile = PROFILE.model_copy(update={"model": "digits_cnn"})
+    result = Emulation(profile, _cluster(2), [1, 3, 5]).run(compute=True, model=model, dataset=data)
+    after = result.model.state_dict()
+    assert any(not (before[k] == after[k]).all() for k in before)
+    assert result.rounds[0].accuracy == result.rounds[0].accuracy  # evaluated (not NaN)
+    assert result.bytes_per_link["owner1->node1"] == 6 * 8 * 32 * 8 * 8 * 4  # real activations
