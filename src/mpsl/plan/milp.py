@@ -9,12 +9,8 @@ Single-node plans follow their own round formula and are enumerated instead.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
 from collections import defaultdict
-from collections.abc import Iterator
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -24,6 +20,7 @@ from mpsl.errors import MpslError
 from mpsl.plan.dp import one_hop, pick
 from mpsl.plan.pareto import MS_PER_HOUR, cheapest
 from mpsl.plan.problem import INF, Objective, Problem, Solution
+from mpsl.quiet import silenced
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +136,7 @@ def _chain_milp(pr: Problem, lo_n: int, hi_n: int, time_limit_s: float) -> Solut
     integrality[:nx] = 1
     upper = np.full(ncols, INF)
     upper[: nx + ny] = 1.0
-    with _quiet_stdout():
+    with silenced(1):
         res = milp(
             c,
             integrality=integrality,
@@ -155,21 +152,6 @@ def _chain_milp(pr: Problem, lo_n: int, hi_n: int, time_limit_s: float) -> Solut
         log.warning("MILP hit its time limit of %s s; the plan may not be optimal", time_limit_s)
     chosen = sorted((xs[j] for j in range(nx) if res.x[j] > 0.5), key=lambda x: x[1])
     return pr.solution([u for u, _, _ in chosen], pr.cuts_of(chosen))
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """HiGHS prints debugging lines to the process's stdout even with disp off; keep them out of
-    the JSON that the CLI prints there."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _round_bound(pr: Problem) -> float:

@@ -22,12 +22,10 @@ Memory:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +36,7 @@ from torch.profiler import profile as torch_profile
 from mpsl.errors import ConfigError
 from mpsl.models import MODELS, LayerChain, build_model
 from mpsl.profile.format import LayerProfile, Profile, Timing
+from mpsl.quiet import silenced
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +82,6 @@ def trimmed_mean(values: list[float], trim: float) -> float:
 def tensor_bytes(t: torch.Tensor) -> int:
     """Bytes of ``t``'s elements."""
     return t.numel() * t.element_size()
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2: the profiler's C++ side prints start/stop lines there."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class _LayerRun:
@@ -149,7 +135,7 @@ class _LayerRun:
         resident = tensor_bytes(self.x) + tensor_bytes(self.upstream) + self.optimizer_bytes()
         resident += sum(tensor_bytes(p) for p in self.layer.parameters())
         with (
-            _quiet_stderr(),
+            silenced(2),
             torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
         ):
             self.iteration()
