@@ -14,25 +14,19 @@ data owner is emulated as d1 slowed by the median d2/d1 time ratio over the laye
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import statistics
 import sys
 
 from _common import machine, write
-from mpsl.cluster import Cluster
+from mpsl.cluster import Cluster, reference_testbed
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.simulate import simulate_deployment
 from mpsl.profile.format import Profile
+from mpsl.profile.shipped import load_profile
 from mpsl.runtime.emulation import Emulation
 
 OWNER_CUTS = {"vgg19": (3, 20), "resnet101": (3, 33)}  # data owner keeps 1..a and b+1..S
-
-
-def load_profile(model: str) -> Profile:
-    """A shipped reference profile."""
-    root = importlib.resources.files("mpsl") / "profiles"
-    return Profile.model_validate_json((root / f"mpsl_{model}_CIFAR.json").read_text())
 
 
 def d2_slowdown(profile: Profile) -> float:
@@ -73,21 +67,13 @@ def cluster(owners: int, mixed: bool, slowdown_d2: float, nodes: int) -> Cluster
                 "slowdown": slowdown_d2,
             },
         ]
-    return Cluster.model_validate(
-        {
-            "data_owners": groups,
-            "compute_nodes": [
-                {"name": f"vm{i + 1}", "device": "VM", "memory_bytes": 16e9} for i in range(nodes)
-            ],
-            "links": {"compute_to_compute_bps": 7.13e9},
-            "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2},
-        }
-    )
+    vms = [{"name": f"vm{i + 1}", "device": "VM", "memory_bytes": 16e9} for i in range(nodes)]
+    return reference_testbed(vms, data_owners=groups)
 
 
 def cell(model: str, owners: int, parts: int, mixed: bool, target_s: float) -> dict:
     """Run one emulated round and both estimators for one setup."""
-    profile = load_profile(model)
+    profile = load_profile(f"mpsl_{model}_CIFAR")
     first, last = OWNER_CUTS[model]
     cuts = middle_cuts(first, last, parts - 2)
     c = cluster(owners, mixed, d2_slowdown(profile), parts - 2)

@@ -12,7 +12,6 @@ and whether both reach the same objective value.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import logging
 import os
@@ -23,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mpsl.cluster import Cluster
+from mpsl.cluster import Cluster, reference_testbed
 from mpsl.plan import build_problem, solve
 from mpsl.profile.format import Profile
+from mpsl.profile.shipped import load_profile
 
 CASES = (("vgg19", "mpsl_vgg19_CIFAR", 3, 20), ("resnet101", "mpsl_resnet101_CIFAR", 3, 33))
 OBJECTIVES = ("epoch", "paper", "cost")
@@ -43,28 +43,13 @@ NODES = (
 )
 
 
-def reference_profile(name: str) -> Profile:
-    """A shipped reference profile (MP-SL authors' measurements)."""
-    text = (importlib.resources.files("mpsl") / "profiles" / f"{name}.json").read_text()
-    return Profile.model_validate_json(text)
-
-
 def cluster(owners: int = 100) -> Cluster:
     """The 8-node heterogeneous benchmark cluster."""
     nodes = [
         {"name": n, "device": d, "slowdown": s, "memory_bytes": gb * 1e9, "price_per_hour": p}
         for n, d, s, gb, p in NODES
     ]
-    return Cluster.model_validate(
-        {
-            "data_owners": [
-                {"count": owners, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}
-            ],
-            "compute_nodes": nodes,
-            "links": {"compute_to_compute_bps": 7.13e9},
-            "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2},
-        }
-    )
+    return reference_testbed(nodes, owners)
 
 
 def timed(
@@ -85,7 +70,7 @@ def run(repeats: int, milp_repeats: int) -> dict[str, Any]:
     nodes = cluster()
     rows = []
     for model, profile_name, a, b in CASES:
-        profile = reference_profile(profile_name)
+        profile = load_profile(profile_name)
         for objective in OBJECTIVES:
             dp_ms, dp = timed(profile, nodes, a, b, objective, "dp", repeats)
             row: dict[str, Any] = {

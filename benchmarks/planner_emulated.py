@@ -17,8 +17,9 @@ import sys
 from _common import machine, write
 from mpsl.estimate.simulate import simulate_deployment
 from mpsl.plan import make_plan
+from mpsl.profile.shipped import load_profile
 from mpsl.runtime.emulation import Emulation
-from planner_vs_manual import HETEROGENEOUS, MODELS, reference_profile, vms
+from planner_vs_manual import HETEROGENEOUS, MODELS, vms
 
 
 def measure(profile, cluster, cuts, nodes, target_s: float) -> tuple[float, float]:
@@ -40,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for model, name, a, b in MODELS:
-        profile = reference_profile(name)
+        profile = load_profile(name)
         for count in (3, 5):
             cluster = vms(count, args.owners, slowdowns=HETEROGENEOUS[:count])
             plan = make_plan(profile, cluster, a, b, hops=count)

@@ -11,23 +11,16 @@ at (3, 20) and ResNet-101 at (3, 33). All figures are the estimator's prediction
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
 
-from mpsl.cluster import Cluster
+from mpsl.cluster import Cluster, reference_testbed
 from mpsl.plan import Plan, PlanPart, make_plan
-from mpsl.profile.format import Profile
+from mpsl.profile.shipped import load_profile
 
 MODELS = (("VGG-19", "mpsl_vgg19_CIFAR", 3, 20), ("ResNet-101", "mpsl_resnet101_CIFAR", 3, 33))
 HETEROGENEOUS = (1.0, 1.5, 1.25, 2.0, 1.75)  # slowdowns of vm1..vm5 in the second table
-
-
-def reference_profile(name: str) -> Profile:
-    """A shipped reference profile (MP-SL authors' measurements)."""
-    text = (importlib.resources.files("mpsl") / "profiles" / f"{name}.json").read_text()
-    return Profile.model_validate_json(text)
 
 
 def vms(
@@ -44,23 +37,14 @@ def vms(
         }
         for i in range(count)
     ]
-    return Cluster.model_validate(
-        {
-            "data_owners": [
-                {"count": owners, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}
-            ],
-            "compute_nodes": nodes,
-            "links": {"compute_to_compute_bps": 7.13e9},
-            "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2},
-        }
-    )
+    return reference_testbed(nodes, owners)
 
 
 def versus_manual(slowdowns: tuple[float, ...], plans: Path | None) -> list[dict[str, Any]]:
     """Optimal plan vs manual split with N = 3..5 VMs, K = 100 and 150."""
     rows = []
     for model, name, a, b in MODELS:
-        profile = reference_profile(name)
+        profile = load_profile(name)
         for owners in (100, 150):
             for count in (3, 4, 5):
                 cluster = vms(count, owners, slowdowns=slowdowns[:count] if slowdowns else ())
@@ -124,7 +108,7 @@ def hop_choice() -> list[dict[str, Any]]:
     """Hop count: the fewest VMs that fit, the fastest plan and the cheapest plan, up to 6 VMs."""
     rows = []
     for model, name, a, b in MODELS:
-        profile = reference_profile(name)
+        profile = load_profile(name)
         for memory in (8, 16, 32, 64):
             for owners in (50, 100, 150, 200):
                 cluster = vms(6, owners, memory)

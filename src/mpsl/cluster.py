@@ -12,6 +12,7 @@ JSON form (docs/formats.md)::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -143,3 +144,26 @@ class Cluster(BaseModel):
     def save(self, path: str | Path) -> None:
         """Write this cluster as JSON."""
         save_model(self, path)
+
+
+def reference_testbed(
+    compute_nodes: list[dict[str, Any]],
+    owners: int = 100,
+    data_owners: list[dict[str, Any]] | None = None,
+) -> Cluster:
+    """The MP-SL evaluation's testbed (reference README): d1 data owners at 8 Mbit/s, compute
+    nodes linked at 7.13 Gbit/s, B = 16 batches of 128 per local epoch, r = 2 local epochs.
+
+    ``data_owners`` replaces the default single group of ``owners`` d1 data owners.
+    """
+    groups = data_owners or [
+        {"count": owners, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}
+    ]
+    return Cluster.model_validate(
+        {
+            "data_owners": groups,
+            "compute_nodes": compute_nodes,
+            "links": {"compute_to_compute_bps": 7.13e9},
+            "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2},
+        }
+    )

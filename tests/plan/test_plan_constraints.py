@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mpsl.cluster import Cluster
+from mpsl.cluster import Cluster, reference_testbed
 from mpsl.errors import ConfigError, CutError, FormatError
 from mpsl.estimate.memory import node_memory_bytes, paper_node_memory_bytes
 from mpsl.plan import build_problem, make_plan, solve
@@ -42,16 +42,7 @@ def cluster(
         {"name": n, "device": d, "slowdown": s, "memory_bytes": m * 1e9, "price_per_hour": p}
         for (n, d, s), m, p in zip(kinds, memory_gb, prices, strict=False)
     ]
-    return Cluster.model_validate(
-        {
-            "data_owners": [
-                {"count": owners, "device": "d1", "memory_bytes": 4e9, "link_bps": 8e6}
-            ],
-            "compute_nodes": nodes,
-            "links": {"compute_to_compute_bps": 7.13e9},
-            "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2},
-        }
-    )
+    return reference_testbed(nodes, owners)
 
 
 @pytest.mark.parametrize("objective", ["epoch", "paper", "cost"])
