@@ -121,12 +121,8 @@ def on_device_fedavg(profile: Profile, cluster: Cluster) -> RoundEstimate:
     model_bytes = sum(layer.param_bytes for layer in profile.layers)
     training, agg, total = 0.0, 0.0, cluster.num_data_owners
     for group in cluster.data_owners:
-        per_batch = sum(
-            profile.timing(group.device, i).fwd
-            + profile.timing(group.device, i).bwd
-            + profile.timing(group.device, i).opt
-            for i in range(1, profile.num_layers + 1)
-        )
+        timings = [profile.timing(group.device, i) for i in range(1, profile.num_layers + 1)]
+        per_batch = sum(lt.fwd + lt.bwd + lt.opt for lt in timings)
         training = max(training, batches * per_batch * scale * group.slowdown)
         move = transfer_ms(model_bytes, group.link_bps, group.link_latency_s)
         agg += 2 * move * group.count / total
