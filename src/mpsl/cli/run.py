@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +14,11 @@ from rich.table import Table
 from mpsl.cli.common import parse_ints
 from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
+
+if TYPE_CHECKING:
+    from mpsl.runtime.engine import RunResult
+
+ENGINES = ("local", "processes")
 
 
 def run(
@@ -45,10 +51,12 @@ def run(
     cluster: Annotated[Path | None, typer.Option(help="Cluster for --plan auto.")] = None,
     first_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps 1..A.")] = None,
     last_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps B+1..S.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (threads) or processes (every role a process, encrypted).")
+    ] = "local",
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
-    from mpsl.report.summary import write_run
     from mpsl.runtime.engine import LocalEngine
     from mpsl.runtime.follow import load_schedule
 
@@ -79,17 +87,47 @@ def run(
         "cuts": list(parse_ints(cuts, "--cuts")) if cuts else None,
     }
     given = {k: v for k, v in flags.items() if v is not None}
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
     cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
     console = Console(stderr=True, quiet=quiet)
     if cfg.plan:
         cfg = cfg.model_copy(update={"cuts": planned_cuts(cfg, console)})
+    if engine == "processes":
+        from mpsl.deploy.launch import run_processes
+
+        def on_member(name: str, address: str, done: int, total: int) -> None:
+            console.print(f"registered {name} at {address} ({done}/{total})")
+
+        console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
+        train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member))
+        return
     assignment, orders = load_schedule(cfg.schedule) if cfg.schedule else (None, None)
-    engine = LocalEngine(cfg, assignment=assignment, orders=orders)
-    console.print(
-        f"[bold]MP-SL[/]: {cfg.model} on {cfg.dataset}, {cfg.data_owners} data owners, "
-        f"cuts {list(engine.cuts)} (P = {len(engine.cuts) + 1}, "
-        f"{len(engine.cuts) - 1} compute nodes), {cfg.rounds} rounds"
+    local = LocalEngine(cfg, assignment=assignment, orders=orders)
+    console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
+    train(cfg, console, local.run)
+
+
+def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:
+    """One line about the run: model, data, data owners, cuts, rounds."""
+    where = (
+        f"cuts {list(cuts)} (P = {len(cuts) + 1}, {len(cuts) - 1} compute nodes)"
+        if cuts
+        else (f"cuts {cfg.cuts}" if cfg.cuts else f"{cfg.compute_nodes or 2} compute nodes")
     )
+    return (
+        f"{cfg.model} on {cfg.dataset}, {cfg.data_owners} data owners, {where}, {cfg.rounds} rounds"
+    )
+
+
+def train(
+    cfg: RunConfig,
+    console: Console,
+    runner: Callable[[Callable[[int, int], None], Callable[[Any], None]], RunResult],
+) -> RunResult:
+    """Run ``runner`` under a progress bar and a per-round table; write and announce the report."""
+    from mpsl.report.summary import write_run
+
     table = Table("round", "train loss", "test loss", "accuracy", "seconds")
     with Progress(
         TextColumn("{task.description}"),
@@ -121,7 +159,7 @@ def run(
                 f"accuracy {res.accuracy:.2%}, {res.seconds:.2f} s"
             )
 
-        result = engine.run(progress, on_round)
+        result = runner(progress, on_round)
     console.print(table)
     out_dir = write_run(result, cfg.out or "runs/latest")
     sent = sum(result.bytes_per_link.values())
@@ -130,6 +168,7 @@ def run(
         f"{sum(r.seconds for r in result.rounds):.1f} s; {sent / 1e6:.1f} MB moved between "
         f"roles; report in {out_dir}/ (summary.json, events.jsonl, pipeline.png)"
     )
+    return result
 
 
 def planned_cuts(cfg: RunConfig, console: Console) -> list[int]:

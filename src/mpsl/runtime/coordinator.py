@@ -62,6 +62,9 @@ class Coordinator:
         self.test = test
         self.name = name
         self.timeout_s = timeout_s
+        # Over a network, an aggregator's WEIGHTS can overtake a data owner's ROUND_DONE: messages
+        # that arrive before they are expected wait here.
+        self._early: list[Message] = []
 
     @property
     def nodes(self) -> int:
@@ -130,20 +133,27 @@ class Coordinator:
                 self.parts[part].load_state_dict(fedavg([m.tensors for m in trained], weights))
 
     def _expect(self, kind: Kind, r: int) -> Message:
-        try:
-            msg = self.transport.recv(self.name, timeout=self.timeout_s)
-        except queue.Empty:
-            raise RuntimeFailure(
-                f"round {r}: no {kind.value} message for {self.timeout_s:.0f} s; a role hangs"
-            ) from None
-        if msg.kind is Kind.ERROR:
-            raise RuntimeFailure(msg.text)
-        if msg.kind is not kind or msg.round != r:
+        for i, early in enumerate(self._early):
+            if early.kind is kind and early.round == r:
+                return self._early.pop(i)
+        while True:
+            try:
+                msg = self.transport.recv(self.name, timeout=self.timeout_s)
+            except queue.Empty:
+                raise RuntimeFailure(
+                    f"round {r}: no {kind.value} message for {self.timeout_s:.0f} s; a role hangs"
+                ) from None
+            if msg.kind is Kind.ERROR:
+                raise RuntimeFailure(msg.text)
+            if msg.kind is kind and msg.round == r:
+                return msg
+            if msg.kind in (Kind.ROUND_DONE, Kind.WEIGHTS) and msg.round == r:
+                self._early.append(msg)
+                continue
             raise RuntimeFailure(
                 f"round {r}: expected {kind.value}, got {msg.kind.value} "
                 f"(round {msg.round}) from {msg.sender}"
             )
-        return msg
 
 
 def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

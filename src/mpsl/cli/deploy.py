@@ -1,0 +1,173 @@
+"""Deployment commands: ``mpsl keys``, ``mpsl coordinator`` and one command per role."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mpsl.cli.common import parse_ints
+from mpsl.errors import ConfigError
+from mpsl.runtime.config import RunConfig
+
+Coordinator = Annotated[str, typer.Option(help="The coordinator's address, tcp://HOST:PORT.")]
+Keys = Annotated[
+    Path | None, typer.Option(help="Keys directory from `mpsl keys` (NAME.key_secret, public/).")
+]
+Insecure = Annotated[
+    bool, typer.Option(help="No encryption or authentication (loopback experiments only).")
+]
+Listen = Annotated[
+    str, typer.Option(help="Where this process listens, tcp://IP:PORT (* = any free port).")
+]
+Advertise = Annotated[
+    str | None, typer.Option(help="Host name or IP that peers use to reach this process.")
+]
+Threads = Annotated[int | None, typer.Option(help="torch threads of this process.")]
+
+
+def keys(
+    out: Annotated[Path, typer.Option(help="Directory for the keys.")],
+    compute_nodes: Annotated[int, typer.Option(help="Compute nodes N (node1..nodeN).")] = 2,
+    data_owners: Annotated[int, typer.Option(help="Data owners K (owner1..ownerK).")] = 3,
+    name: Annotated[list[str] | None, typer.Option(help="Further member names.")] = None,
+) -> None:
+    """Make the CURVE key pairs of a deployment: coordinator, nodes, aggregator, data owners."""
+    from mpsl.deploy.keys import create_keys
+
+    names = ["coordinator", *(f"node{i + 1}" for i in range(compute_nodes)), "aggregator"]
+    names += [f"owner{k + 1}" for k in range(data_owners)] + list(name or [])
+    made = create_keys(out, names)
+    typer.echo(f"made {len(made)} key pairs in {out}/ (public keys in {out}/public/)")
+    typer.echo("copy public/ to every host, and NAME.key_secret only to NAME's host")
+
+
+def coordinator(
+    config: Annotated[
+        Path | None, typer.Option(help="Run config (TOML), as for `mpsl run`.")
+    ] = None,
+    listen: Listen = "tcp://0.0.0.0:5555",
+    advertise: Advertise = None,
+    keys: Keys = None,
+    insecure: Insecure = False,
+    data_owners: Annotated[int | None, typer.Option(help="Data owners K.")] = None,
+    cuts: Annotated[str | None, typer.Option(help="Cut list c0,c1,...,cN.")] = None,
+    hops: Annotated[int | None, typer.Option(help="Compute nodes N (even split).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Rounds.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+    heartbeat_timeout: Annotated[
+        float, typer.Option(help="Seconds of silence after which a member counts as gone.")
+    ] = 30.0,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for every member.")] = 600.0,
+) -> None:
+    """Hold the run config and plan, register the members, drive the rounds, write the report."""
+    from mpsl.cli.run import describe, train
+    from mpsl.deploy.coordinator import DeploymentCoordinator
+    from mpsl.deploy.transport import ZmqTransport
+
+    flags: dict[str, Any] = {
+        "data_owners": data_owners,
+        "cuts": list(parse_ints(cuts, "--cuts")) if cuts else None,
+        "compute_nodes": hops,
+        "rounds": rounds,
+        "out": str(out) if out else None,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
+    console = Console(stderr=True)
+    deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
+    transport = ZmqTransport(
+        "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
+    )
+    console.print(
+        f"[bold]MP-SL coordinator[/] at {transport.address}: {describe(cfg, deployment.cuts)}"
+    )
+    console.print(f"waiting for {', '.join(deployment.members)}")
+
+    def on_member(name: str, address: str, done: int, total: int) -> None:
+        console.print(f"registered {name} at {address} ({done}/{total})")
+
+    try:
+        train(cfg, console, lambda p, r: deployment.run(transport, p, r, on_member))
+    finally:
+        transport.close()
+
+
+def _role(
+    name: str,
+    coordinator: str,
+    keys: Path | None,
+    insecure: bool,
+    listen: str,
+    advertise: str | None,
+    threads: int | None,
+    data_path: str | None = None,
+) -> None:
+    from mpsl.deploy.role import Role, RoleOptions
+
+    logging.getLogger("mpsl").setLevel(logging.INFO)
+    _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
+    options = RoleOptions(name, coordinator, listen, advertise, keys, data_path, threads)
+    Role(options).run()
+
+
+def compute_node(
+    name: Annotated[str, typer.Option(help="Member name node<i> (and its key name).")],
+    coordinator: Coordinator,
+    keys: Keys = None,
+    insecure: Insecure = False,
+    listen: Listen = "tcp://0.0.0.0:*",
+    advertise: Advertise = None,
+    threads: Threads = None,
+) -> None:
+    """Serve one middle part (one instance per data owner) for the coordinator's run."""
+    _role(name, coordinator, keys, insecure, listen, advertise, threads)
+
+
+def aggregator(
+    coordinator: Coordinator,
+    keys: Keys = None,
+    insecure: Insecure = False,
+    listen: Listen = "tcp://0.0.0.0:*",
+    advertise: Advertise = None,
+    threads: Threads = None,
+    name: Annotated[str, typer.Option(help="Member name (and key name).")] = "aggregator",
+) -> None:
+    """Average the data owners' first and last parts (FedAvg) every round."""
+    _role(name, coordinator, keys, insecure, listen, advertise, threads)
+
+
+def data_owner(
+    name: Annotated[str, typer.Option(help="Member name owner<k> (and its key name).")],
+    coordinator: Coordinator,
+    keys: Keys = None,
+    insecure: Insecure = False,
+    listen: Listen = "tcp://0.0.0.0:*",
+    advertise: Advertise = None,
+    threads: Threads = None,
+    data_path: Annotated[str | None, typer.Option(help="This device's dataset directory.")] = None,
+) -> None:
+    """Train the first and last parts on this device's data; labels never leave it."""
+    _role(name, coordinator, keys, insecure, listen, advertise, threads, data_path)
+
+
+def _credentials(keys: Path | None, insecure: bool, name: str) -> Any:
+    from mpsl.deploy.keys import load_credentials
+
+    if keys is None and not insecure:
+        raise ConfigError("give --keys DIR (from `mpsl keys`), or --insecure for loopback tests")
+    if keys is not None and insecure:
+        raise ConfigError("--keys and --insecure exclude each other")
+    return load_credentials(keys, name) if keys else None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deployment commands to the app."""
+    app.command()(keys)
+    app.command()(coordinator)
+    app.command("compute-node")(compute_node)
+    app.command()(aggregator)
+    app.command("data-owner")(data_owner)

@@ -1,0 +1,1 @@
+"""Networked deployment: every role its own process, over ZeroMQ with CURVE."""

@@ -1,0 +1,235 @@
+"""ZmqTransport: the Transport of a role process, over ZeroMQ, CURVE-encrypted and authenticated.
+
+Every process binds one ROUTER socket (its inbox) and opens one DEALER socket per peer it sends
+to. A receiver thread decodes each message (deploy/wire.py), checks who sent it, and hands it to a
+gate (deploy/gate.py) that knows what this role may receive; only then does the role see it.
+Rejected messages are logged with the peer and the reason, and dropped; the role keeps serving.
+
+Identity: with CURVE, libzmq authenticates every connection (ZAP) against the authorized public
+keys, and tags each message with the sender's key. A message whose ``sender`` field does not match
+the member its key belongs to is refused, so a data owner cannot speak for another one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from mpsl.deploy.gate import Gate
+from mpsl.deploy.keys import Credentials
+from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, decode, encode
+from mpsl.errors import ProtocolError
+from mpsl.runtime.messages import Kind, Message
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 100
+
+
+def _keep_large_buffers() -> None:
+    """Let glibc reuse freed message buffers instead of mapping fresh pages for each one.
+
+    Each received activation is a new buffer of tens of MB; glibc maps such buffers with mmap and
+    unmaps them on free, so every message pays page faults on all its pages (measured: 1.1 GB/s
+    through ZeroMQ on loopback, 3-5 GB/s with buffers reused; benchmarks/transport.py).
+    """
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 31)
+    except (OSError, AttributeError):  # not glibc: keep the platform's allocator as it is
+        return
+
+
+_keep_large_buffers()
+
+
+class ZmqTransport:
+    """One process's inbox (ROUTER) and its routes to peers (a DEALER each)."""
+
+    def __init__(
+        self,
+        name: str,
+        bind: str = "tcp://127.0.0.1:*",
+        credentials: Credentials | None = None,
+        advertise: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        gate: Gate | None = None,
+    ) -> None:
+        self.name = name
+        self.credentials = credentials
+        self.max_message_bytes = max_message_bytes
+        self.gate = gate
+        self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
+        self.rejected: list[str] = []  # reasons, in order; also logged
+        self.last_seen: dict[str, float] = {}
+        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._ctx = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
+        self._routes: dict[str, tuple[str, str | None]] = {}
+        self._dealers: dict[str, tuple[zmq.Socket, threading.Lock]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.RCVHWM, 0)
+        self._router.setsockopt(zmq.LINGER, 0)
+        # libzmq closes the connection of a peer that sends more than this: oversized messages
+        # never reach memory.
+        self._router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        if credentials is not None:
+            self._auth = ThreadAuthenticator(self._ctx, log=logging.getLogger("mpsl.deploy.auth"))
+            self._auth.start()
+            self._auth.configure_curve_callback("*", _KeyCheck(credentials, name))
+            self._router.curve_server = True
+            self._router.curve_publickey = credentials.identity.public.encode()
+            self._router.curve_secretkey = credentials.identity.secret.encode()
+        try:
+            self._router.bind(bind)
+        except zmq.ZMQError as exc:
+            raise ProtocolError(f"cannot listen on {bind}: {exc}") from None
+        endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        if advertise:
+            endpoint = f"tcp://{advertise}:{endpoint.rsplit(':', 1)[1]}"
+        self.address = endpoint
+        self._receiver = threading.Thread(target=self._receive, name=f"{name}-rx", daemon=True)
+        self._receiver.start()
+
+    @property
+    def public_key(self) -> str | None:
+        """This process's public key (None without CURVE)."""
+        return self.credentials.identity.public if self.credentials else None
+
+    @property
+    def secure(self) -> bool:
+        """True when traffic is encrypted and authenticated."""
+        return self.credentials is not None
+
+    def add_route(self, endpoint: str, address: str, public_key: str | None = None) -> None:
+        """Messages for ``endpoint`` go to ``address`` (whose CURVE server key is given)."""
+        if self.secure and not public_key:
+            raise ProtocolError(f"no public key for {endpoint} at {address}")
+        with self._lock:
+            self._routes[endpoint] = (address, public_key)
+
+    def send(self, dest: str, msg: Message) -> None:
+        """Queue ``msg`` for ``dest``; never waits for the receiver."""
+        socket, lock = self._dealer(dest)
+        frames = encode(msg)
+        if self.gate is not None:  # before sending: the answer may come back at once
+            self.gate.sent(dest, msg)
+        with lock:
+            socket.send_multipart(frames, copy=False)
+        self.bytes_sent[(msg.sender, dest)] += msg.nbytes
+
+    def recv(self, endpoint: str, timeout: float | None = None) -> Message:
+        """Next accepted message for this process (raises queue.Empty after ``timeout``)."""
+        return self._inbox.get(timeout=timeout)
+
+    def inject(self, msg: Message) -> None:
+        """Put a locally made message in the inbox (a watchdog reporting a lost peer)."""
+        self._inbox.put(msg)
+
+    def close(self, linger_s: float = 2.0) -> None:
+        """Flush what is queued (up to ``linger_s``), then release sockets and threads."""
+        self._closed.set()
+        self._receiver.join(timeout=1.0)
+        with self._lock:
+            for socket, lock in self._dealers.values():
+                with lock:
+                    socket.close(linger=int(linger_s * 1000))
+            self._dealers.clear()
+        self._router.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        self._ctx.term()
+
+    def _dealer(self, dest: str) -> tuple[zmq.Socket, threading.Lock]:
+        with self._lock:
+            if dest in self._dealers:
+                return self._dealers[dest]
+            if dest not in self._routes:
+                raise ProtocolError(f"{self.name} has no route to '{dest}'")
+            address, server_key = self._routes[dest]
+            socket = self._ctx.socket(zmq.DEALER)
+            socket.setsockopt(zmq.SNDHWM, 0)  # the transport never blocks a role
+            if self.credentials is not None and server_key:
+                socket.curve_serverkey = server_key.encode()
+                socket.curve_publickey = self.credentials.identity.public.encode()
+                socket.curve_secretkey = self.credentials.identity.secret.encode()
+            socket.connect(address)
+            self._dealers[dest] = (socket, threading.Lock())
+            return self._dealers[dest]
+
+    def _receive(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        while not self._closed.is_set():
+            if not poller.poll(POLL_MS):
+                continue
+            frames = self._router.recv_multipart(copy=False)
+            self._accept(frames[1:])
+
+    def _accept(self, frames: list[zmq.Frame]) -> None:
+        peer = self._peer(frames[0]) if frames else None
+        try:
+            msg = decode([f.buffer for f in frames], self.max_message_bytes)
+        except WireError as exc:
+            self._reject(f"malformed message from {peer or 'an unauthenticated peer'}: {exc}")
+            return
+        if self.secure and msg.sender != peer:
+            self._reject(
+                f"{msg.kind.value} message claims to come from '{msg.sender}' but was sent "
+                f"with the key of '{peer}'"
+            )
+            return
+        if msg.kind is Kind.HEARTBEAT:
+            self.last_seen[msg.sender] = time.monotonic()
+            return
+        reason = self.gate.check(msg, peer) if self.gate else None
+        if reason:
+            self._reject(f"{msg.kind.value} from {msg.sender} refused: {reason}")
+            return
+        self.last_seen[msg.sender] = time.monotonic()
+        self._inbox.put(msg)
+
+    def _peer(self, frame: zmq.Frame) -> str | None:
+        """The authorized member whose key sent ``frame`` (None without CURVE)."""
+        if self.credentials is None:
+            return None
+        try:
+            key = frame.get("User-Id")
+        except zmq.ZMQError:
+            return None
+        return self.credentials.authorized.get(str(key))
+
+    def _reject(self, reason: str) -> None:
+        log.warning("%s: %s", self.name, reason)
+        self.rejected.append(reason)
+
+
+class _KeyCheck:
+    """ZAP callback: admit only authorized public keys, and log everyone refused."""
+
+    def __init__(self, credentials: Credentials, name: str) -> None:
+        self.authorized = credentials.authorized
+        self.name = name
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """True for an authorized key."""
+        text = key.decode("ascii", "replace")
+        if text in self.authorized:
+            return True
+        log.warning("%s: rejected a connection with unknown CURVE key %s", self.name, text)
+        return False
