@@ -1,0 +1,145 @@
+"""Deployments over loopback: every role its own process (or thread), same result as in-process."""
+
+import time
+
+import pytest
+import torch
+from deploy_helpers import small_config
+
+from mpsl.data import partition
+from mpsl.deploy.launch import run_processes
+from mpsl.deploy.role import Role, role_of
+from mpsl.errors import ConfigError, RuntimeFailure
+from mpsl.runtime.engine import LocalEngine, load_run_data
+from mpsl.runtime.messages import Kind
+from mpsl.runtime.training import batch_plan, owner_seed
+
+
+def test_equivalence_of_processes_and_in_process_engine():
+    """Coordinator, 2 compute nodes, aggregator, 3 data owners as processes: same final weights."""
+    cfg = small_config(rounds=2)
+    local = LocalEngine(cfg).run()
+    remote = run_processes(cfg)
+    want, got = local.model.state_dict(), remote.model.state_dict()
+    assert set(want) == set(got)
+    for k in want:
+        assert torch.allclose(want[k], got[k], atol=1e-5, rtol=0), k
+    assert [r.samples for r in remote.rounds] == [r.samples for r in local.rounds]
+    assert remote.rounds[-1].accuracy == pytest.approx(local.rounds[-1].accuracy, abs=1e-9)
+    # Every member reported its tasks and links, as the in-process engine does.
+    assert {e.node for e in remote.events.records} == {
+        "node1",
+        "node2",
+        "aggregator",
+        "owner1",
+        "owner2",
+        "owner3",
+    }
+    assert remote.bytes_per_link.keys() == local.bytes_per_link.keys()
+    assert set(remote.peak_memory_bytes) >= {"node1", "node2"}
+
+
+def test_thread_deployment_reports_like_the_local_engine(deployment):
+    result = deployment().run()
+    assert len(result.rounds) == 1 and result.rounds[0].samples == 3 * 3 * 16
+    kinds = {(e.node, e.kind) for e in result.events.records}
+    assert ("node1", "fwd") in kinds and ("node2", "bwd") in kinds and ("owner3", "last") in kinds
+    starts = [e.start for e in result.events.records]
+    assert min(starts) >= 0  # one clock: the coordinator's
+
+
+def test_label_privacy_audit(deployment):
+    """Record every message a data owner sends: no labels, no raw inputs cross the wire."""
+    dep = deployment(small_config(batches_per_epoch=2))
+    sent: dict[str, list[tuple[str, Kind, list[bytes]]]] = {}
+
+    def recording(options):
+        role = Role(options)
+        transport = role.transport
+        original = transport.send
+        log = sent.setdefault(options.name, [])
+
+        def send(dest, msg):
+            from mpsl.deploy.wire import encode
+
+            log.append((dest, msg.kind, [bytes(f) for f in encode(msg)]))
+            original(dest, msg)
+
+        transport.send = send
+        return role
+
+    for name in dep.coordinator.members:
+        dep.start_member(name, recording if name.startswith("owner") else Role)
+    dep.coordinator.run(dep.transport)
+    dep.transport.close()
+
+    data = load_run_data(dep.config)
+    shares = partition(data.train.y.numpy(), 3, "iid", 0.5, dep.config.seed)
+    for k in range(3):
+        log = sent[f"owner{k + 1}"]
+        assert log, "the data owner sent nothing"
+        # Where a data owner's messages go, and what they are.
+        allowed = {
+            ("node1", Kind.ACTIVATION),
+            ("node2", Kind.GRADIENT),
+            ("aggregator", Kind.WEIGHTS),
+            ("coordinator", Kind.REGISTER),
+            ("coordinator", Kind.READY),
+            ("coordinator", Kind.ROUND_DONE),
+            ("coordinator", Kind.HEARTBEAT),
+            ("coordinator", Kind.METRICS),
+        }
+        assert {(d, kind) for d, kind, _ in log} <= allowed
+        wire = b"".join(b for _, _, frames in log for b in frames)
+        x = data.train.x[torch.from_numpy(shares[k])]
+        y = data.train.y[torch.from_numpy(shares[k])]
+        # No raw input sample, in any dtype it could be sent as, appears in any frame.
+        for row in x.reshape(len(x), -1):
+            for dtype in (torch.float32, torch.float16, torch.float64):
+                assert row.to(dtype).numpy().tobytes() not in wire
+        # No batch's labels, in the order the data owner trained on them, appear in any frame.
+        cfg = dep.config
+        batches = batch_plan(
+            len(y),
+            cfg.batch_size,
+            cfg.batches_per_epoch,
+            cfg.local_epochs,
+            owner_seed(cfg.seed, k, 0),
+        )
+        for idx in batches:
+            labels = y[idx]
+            assert labels.unique().numel() > 1  # a meaningful pattern to look for
+            for dtype in (torch.int64, torch.int32, torch.uint8, torch.float32):
+                assert labels.to(dtype).numpy().tobytes() not in wire
+        # Tensors sent are activations/gradients/weights: floating point only.
+        for _, kind, frames in log:
+            if kind in (Kind.ACTIVATION, Kind.GRADIENT):
+                assert b'"dtype":"float32"' in frames[0]
+
+
+class Silent(Role):
+    """A member that registers and gets ready, then never speaks again (a crashed host)."""
+
+    def _serve(self, worker, heartbeat_s, timeout_s):
+        time.sleep(60)
+
+
+def test_a_vanished_member_ends_the_run_with_a_clear_error(deployment):
+    dep = deployment(timeout_s=1.5)
+    dep.start_member("node2", Silent)
+    with pytest.raises(RuntimeFailure, match=r"compute-node node2 at tcp://.* vanished"):
+        dep.run(skip=("node2",))
+
+
+def test_member_names_are_checked():
+    assert role_of("node3") == "compute-node" and role_of("owner12") == "data-owner"
+    for bad in ("node0", "nodes", "owner", "helper1"):
+        with pytest.raises(ConfigError, match="member name"):
+            role_of(bad)
+
+
+def test_schedules_are_refused_by_a_deployment():
+    from mpsl.deploy.coordinator import DeploymentCoordinator
+
+    with pytest.raises(ConfigError, match="schedule"):
+        DeploymentCoordinator(small_config(schedule="s.json", compute_nodes=1))

@@ -1,0 +1,193 @@
+"""The wire format: every message survives the trip; anything malformed is a WireError, nothing else."""
+
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mpsl.deploy.wire import MAGIC, VERSION, WireError, decode, encode
+from mpsl.runtime.messages import Kind, Message
+
+
+def roundtrip(msg: Message) -> Message:
+    return decode([bytes(f) for f in encode(msg)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64])
+def test_tensor_roundtrip_keeps_dtype_shape_and_values(dtype):
+    t = (torch.randn(3, 4, 5) * 10).to(dtype)
+    got = roundtrip(Message(Kind.ACTIVATION, "owner1", owner=0, batch=7, round=2, tensor=t))
+    assert got.kind is Kind.ACTIVATION and (got.sender, got.owner, got.batch, got.round) == (
+        "owner1",
+        0,
+        7,
+        2,
+    )
+    assert got.tensor is not None and got.tensor.dtype == dtype and got.tensor.shape == t.shape
+    assert torch.equal(got.tensor, t)
+
+
+def test_non_contiguous_and_empty_tensors():
+    t = torch.arange(12.0).reshape(3, 4).t()
+    assert torch.equal(roundtrip(Message(Kind.GRADIENT, "node1", tensor=t)).tensor, t)
+    empty = roundtrip(Message(Kind.GRADIENT, "node1", tensor=torch.empty(0, 3))).tensor
+    assert empty is not None and empty.shape == (0, 3)
+
+
+def test_received_tensor_is_writable_and_owned():
+    got = roundtrip(Message(Kind.ACTIVATION, "node1", tensor=torch.ones(4)))
+    assert got.tensor is not None
+    got.tensor.add_(1)  # must not crash on a read-only buffer
+    assert got.tensor.tolist() == [2.0] * 4
+
+
+def test_weights_meta_and_scalars_roundtrip():
+    weights = {"first.0.weight": torch.randn(2, 3), "last.1.bias": torch.zeros(5)}
+    msg = Message(
+        Kind.WEIGHTS,
+        "aggregator",
+        tensors=weights,
+        samples=42,
+        value=float("nan"),
+        text="ok",
+        meta={"records": [{"a": 1}], "x": "y"},
+    )
+    got = roundtrip(msg)
+    assert set(got.tensors) == set(weights)
+    assert all(torch.equal(got.tensors[k], v) for k, v in weights.items())
+    assert got.samples == 42 and math.isnan(got.value) and got.text == "ok"
+    assert got.meta == {"records": [{"a": 1}], "x": "y"}
+
+
+def test_nothing_is_pickled():
+    frames = encode(Message(Kind.WEIGHTS, "owner1", tensors={"w": torch.ones(2)}))
+    assert not any(b"\x80\x04" in bytes(f)[:2] for f in frames)  # no pickle protocol header
+    header = json.loads(bytes(frames[0])[5:])
+    assert header["kind"] == "weights" and header["weights"] is True
+
+
+def header(**fields) -> bytes:
+    base = {"kind": "activation", "sender": "owner1", "tensor": None, "weights": False}
+    return MAGIC + bytes([VERSION]) + json.dumps(base | fields).encode()
+
+
+@pytest.mark.parametrize(
+    ("frames", "needle"),
+    [
+        ([], "empty"),
+        ([b"HTTP/1.1 200"], "bad magic"),
+        ([MAGIC + bytes([9]) + b"{}"], "version 9"),
+        ([MAGIC + bytes([VERSION]) + b"{not json"], "not JSON"),
+        ([MAGIC + bytes([VERSION]) + b"[1, 2]"], "not a JSON object"),
+        ([header(kind="explode")], "unknown message kind"),
+        ([header(sender="a b")], "sender"),
+        ([header(owner="1")], "owner"),
+        ([header(batch=True)], "batch"),
+        ([header(tensor={"dtype": "float32", "shape": [2, 2]}), b"\0" * 15], "needs 16 bytes"),
+        ([header(tensor={"dtype": "object", "shape": [1]}), b"\0" * 8], "not allowed"),
+        ([header(tensor={"dtype": "float32", "shape": [-1]}), b""], "shape"),
+        ([header(tensor={"dtype": "float32", "shape": [1] * 9}), b"\0" * 4], "shape"),
+        ([header(tensor={"dtype": "float32", "shape": [1]})], "announces 2 frames"),
+        ([header(), b"extra"], "announces 1 frames"),
+        ([header(weights=True), b"garbage"], "safetensors"),
+        ([header(meta=True), b"[]"], "meta frame"),
+        ([header(meta="yes")], "meta"),
+        ([MAGIC + bytes([VERSION]) + b" " * 70000], "header longer"),
+    ],
+)
+def test_malformed_frames_are_named_wire_errors(frames, needle):
+    with pytest.raises(WireError, match=needle):
+        decode(frames)
+
+
+def test_oversized_message_is_refused_before_parsing():
+    frames = encode(Message(Kind.ACTIVATION, "owner1", tensor=torch.zeros(1000)))
+    with pytest.raises(WireError, match="larger than the limit"):
+        decode([bytes(f) for f in frames], max_bytes=1000)
+
+
+VALID = [
+    [bytes(f) for f in encode(m)]
+    for m in (
+        Message(Kind.ACTIVATION, "owner1", owner=0, batch=1, round=0, tensor=torch.randn(2, 3)),
+        Message(Kind.WEIGHTS, "owner2", owner=1, tensors={"first.w": torch.randn(3)}, samples=5),
+        Message(Kind.METRICS, "node1", meta={"records": [1, 2, 3]}),
+    )
+]
+
+
+def decodes_or_wire_error(frames) -> None:
+    try:
+        msg = decode(frames)
+    except WireError:
+        return
+    assert isinstance(msg, Message) and isinstance(msg.kind, Kind)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=300), min_size=0, max_size=4))
+def test_fuzz_random_frames(frames):
+    decodes_or_wire_error(frames)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(range(len(VALID))),
+    st.data(),
+)
+def test_fuzz_mutated_valid_messages(which, data):
+    frames = [bytearray(f) for f in VALID[which]]
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(0, len(frames) - 1))
+        op = data.draw(st.sampled_from(["flip", "truncate", "insert", "drop_frame", "dup_frame"]))
+        frame = frames[i]
+        if op == "flip" and frame:
+            pos = data.draw(st.integers(0, len(frame) - 1))
+            frame[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "truncate":
+            del frame[data.draw(st.integers(0, len(frame))) :]
+        elif op == "insert":
+            pos = data.draw(st.integers(0, len(frame)))
+            frame[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "drop_frame" and len(frames) > 1:
+            frames.pop(i)
+        elif op == "dup_frame":
+            frames.insert(i, bytearray(frame))
+    decodes_or_wire_error([bytes(f) for f in frames])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "kind",
+                "sender",
+                "owner",
+                "batch",
+                "round",
+                "samples",
+                "value",
+                "text",
+                "tensor",
+                "weights",
+                "meta",
+                "virtual_bytes",
+            ]
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+    ),
+    st.lists(st.binary(max_size=64), max_size=3),
+)
+def test_fuzz_structured_headers(fields, body):
+    decodes_or_wire_error([MAGIC + bytes([VERSION]) + json.dumps(fields).encode(), *body])
