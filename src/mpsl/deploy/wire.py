@@ -2,10 +2,10 @@
 
 Frames: ``[header, meta?, tensor?, weights?]``. The header is ``b"MPSL"``, one version byte, then
 UTF-8 JSON (at most 64 KiB) with the message's ids, which frames follow and, for a tensor, its
-dtype and shape. Meta is a JSON object of control data (assignments, metrics). The tensor travels as its raw
-bytes (C order, little endian); named tensors (weights) as one safetensors blob. A decoder that
-meets anything unexpected raises WireError naming what was wrong; it never trusts a size it has
-not checked against the bytes actually received.
+dtype and shape. Meta is a JSON object of control data (assignments, metrics). The tensor travels
+as its raw bytes (C order, little endian); named tensors (weights) as one safetensors blob. A
+decoder that meets anything unexpected raises WireError naming what was wrong; it never trusts a
+size it has not checked against the bytes actually received.
 """
 
 from __future__ import annotations
