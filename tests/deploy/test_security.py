@@ -112,3 +112,32 @@ def test_keys_command_makes_a_deployment(tmp_path):
     assert secret.stat().st_mode & 0o077 == 0  # only its owner may read a secret key
     creds = load_credentials(tmp_path / "k", "owner1")
     assert creds.public_key_of("node2") in creds.authorized
+
+
+def test_role_commands_need_keys_or_an_explicit_insecure(tmp_path):
+    from typer.testing import CliRunner
+
+    from mpsl.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["compute-node", "--name", "node1", "--coordinator", "tcp://127.0.0.1:1"]
+    )
+    assert isinstance(res.exception, ConfigError) and "--insecure" in str(res.exception)
+    res = runner.invoke(app, ["coordinator", "--keys", str(tmp_path), "--insecure"])
+    assert isinstance(res.exception, ConfigError) and "exclude each other" in str(res.exception)
+    res = runner.invoke(
+        app,
+        [
+            "data-owner",
+            "--name",
+            "owner1",
+            "--coordinator",
+            "tcp://127.0.0.1:1",
+            "--keys",
+            str(tmp_path),
+        ],
+    )
+    assert isinstance(res.exception, ConfigError) and "owner1.key_secret not found" in str(
+        res.exception
+    )
