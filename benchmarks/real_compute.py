@@ -1,20 +1,30 @@
 """The estimators on real compute: profile a small model on this machine, predict a round and the
 compute nodes' memory, then train the same round for real and compare.
 
-    python benchmarks/real_compute.py [--json] [--out FILE]
+    python benchmarks/real_compute.py [--json] [--out FILE] [--rounds 3]
 
-All roles of an in-process run share this machine's cores, while the estimators give every data
-owner and node its own device; with K = 1 nothing runs concurrently, so that row tests the model
-itself; larger K shows what sharing two cores costs. Memory: the runtime counts the tensor bytes
-each compute node holds (instances' weights, buffers, optimizer state, one instance's gradients,
-activations autograd saved); the estimate is K x (weights + gradients + optimizer state) +
-K x activations (inputs and outputs of the part's layers).
+Round time: the estimate adds to the layers' profiled times one per-task overhead of the runtime,
+measured once at the start on its own calibration workload (``mpsl.estimate.calibrate``: digits_cnn,
+not one of the cases), so nothing is fitted to the cases judged here; the layers-only estimate is
+reported beside it. All roles of an in-process run share this machine's cores, while the
+estimators give every data owner and node its own device; with K = 1 nothing runs concurrently,
+so those rows test the model itself; larger K shows what sharing two cores costs. Measured: the
+median of ``--rounds`` rounds after one warm-up round (min and max reported).
+
+Memory: the runtime counts the tensor bytes each compute node holds (instances' weights, buffers,
+optimizer state, one instance's gradients, the activations autograd saved); the estimate
+(``mpsl.estimate.memory``) is K x (weights + buffers + optimizer state) + one instance's gradients
++ the activations autograd saves per batch (profiled per layer) for K batches in flight, the most
+there can be. Also reported: the estimate with as many batches in flight as the simulation has at
+the node, and how many were in flight at the measured peak (measured bytes less the estimated
+state, over the estimated bytes per batch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 
 import torch
@@ -22,9 +32,10 @@ import torch
 from _common import machine, write
 from mpsl.cluster import Cluster
 from mpsl.data.synthetic import load_synthetic
+from mpsl.estimate.calibrate import TaskOverhead, measure_task_overhead, with_task_overhead
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.costs import pipeline_costs
-from mpsl.estimate.memory import node_memory_bytes
+from mpsl.estimate.memory import node_memory_bytes, part_activation_bytes
 from mpsl.estimate.simulate import simulate
 from mpsl.models import build_model
 from mpsl.profile.measure import MeasureSettings, measure_model
@@ -39,6 +50,7 @@ CASES = [
     ("resnet18", (3, 32, 32), 32, 1, [2, 6, 10], 6),
     ("resnet18", (3, 32, 32), 32, 4, [2, 6, 10], 4),
 ]
+SETTINGS = MeasureSettings(repeats=20, warmup=3)
 
 
 def cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
@@ -59,19 +71,25 @@ def cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
 
 
 def case(
-    model: str, shape: tuple[int, ...], batch: int, owners: int, cuts: list[int], batches: int
+    model: str,
+    shape: tuple[int, ...],
+    batch: int,
+    owners: int,
+    cuts: list[int],
+    batches: int,
+    overhead: TaskOverhead,
+    rounds: int,
 ) -> dict:
+    """Profile, estimate, train for real, compare."""
     profile = measure_model(
-        model,
-        batch,
-        input_shape=shape,
-        num_classes=10,
-        device_name="here",
-        settings=MeasureSettings(repeats=20, warmup=3),
+        model, batch, input_shape=shape, num_classes=10, device_name="here", settings=SETTINGS
     )
-    nodes = len(cuts) - 1
-    costs = pipeline_costs(profile, cluster(owners, nodes, batch, batches), cuts)
-    sim_s, closed_s = simulate(costs).round_ms / 1000, multihop(costs).round_ms / 1000
+    c = cluster(owners, len(cuts) - 1, batch, batches)
+    layers_only = pipeline_costs(profile, c, cuts)
+    costs = pipeline_costs(with_task_overhead(profile, "here", overhead.ms), c, cuts)
+    sim = simulate(costs)
+    sim_s, closed_s = sim.round_ms / 1000, multihop(costs).round_ms / 1000
+    sim_layers_s = simulate(layers_only).round_ms / 1000
     data = load_synthetic(shape, 10, train_size=owners * batch * batches, test_size=batch)
     cfg = RunConfig(
         model=model,
@@ -79,7 +97,7 @@ def case(
         input_shape=list(shape),
         data_owners=owners,
         cuts=cuts,
-        rounds=2,
+        rounds=1 + rounds,
         local_epochs=1,
         batches_per_epoch=batches,
         batch_size=batch,
@@ -88,13 +106,26 @@ def case(
     result = LocalEngine(
         cfg, dataset=data, model=build_model(model, 10, shape, seed=0), evaluate=False
     ).run()
-    measured_s = result.rounds[-1].seconds  # the second round: threads and allocator warm
+    timed = [r.seconds for r in result.rounds[1:]]  # after a round that warms threads, allocator
+    measured_s = statistics.median(timed)
     memory = {}
     for i, (first, last) in enumerate(part_ranges(cuts, profile.num_layers)[1:-1]):
         name = f"node{i + 1}"
         est = node_memory_bytes(profile, first, last, owners)
+        sim_in_flight = sim.nodes[i].max_in_flight
+        sim_est = node_memory_bytes(profile, first, last, owners, in_flight=sim_in_flight)
+        per_batch = part_activation_bytes(profile, first, last)
+        state = node_memory_bytes(profile, first, last, owners, in_flight=0)
         got = result.peak_memory_bytes[name]
-        memory[name] = {"measured_bytes": got, "estimated_bytes": est, "error": (est - got) / got}
+        memory[name] = {
+            "measured_bytes": got,
+            "estimated_bytes": est,
+            "error": (est - got) / got,
+            "measured_in_flight": (got - state) / per_batch if per_batch else None,
+            "sim_in_flight": sim_in_flight,
+            "sim_in_flight_bytes": sim_est,
+            "sim_in_flight_error": (sim_est - got) / got,
+        }
     return {
         "model": model,
         "batch_size": batch,
@@ -102,10 +133,13 @@ def case(
         "cuts": cuts,
         "batches_per_round": batches,
         "measured_round_s": measured_s,
+        "measured_round_s_min_max": [min(timed), max(timed)],
         "sim_round_s": sim_s,
         "closed_round_s": closed_s,
         "sim_error": (sim_s - measured_s) / measured_s,
         "closed_error": (closed_s - measured_s) / measured_s,
+        "sim_layers_only_round_s": sim_layers_s,
+        "sim_layers_only_error": (sim_layers_s - measured_s) / measured_s,
         "memory": memory,
     }
 
@@ -114,25 +148,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/real_compute.json)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per case")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core per task, as each role would have on its own device
+    overhead = measure_task_overhead(settings=SETTINGS)
+    if not args.json:
+        spread = ", ".join(f"{x:.3f}" for x in overhead.per_round_ms)
+        print(f"runtime overhead per task: {overhead.ms:.3f} ms ({spread})", file=sys.stderr)
     rows = []
     for c in CASES:
-        rows.append(case(*c))
+        rows.append(case(*c, overhead=overhead, rounds=args.rounds))
         r = rows[-1]
         if not args.json:
-            mem = ", ".join(f"{n} {m['error']:+.1%}" for n, m in r["memory"].items())
+            mem = ", ".join(
+                f"{n} {m['error']:+.1%} ({m['measured_in_flight']:.2g} of K in flight)"
+                for n, m in r["memory"].items()
+            )
             print(
                 f"{r['model']:8s} K={r['data_owners']}  measured {r['measured_round_s']:.3f} s  "
-                f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%})  closed "
-                f"{r['closed_round_s']:.3f} s ({r['closed_error']:+.1%})  memory est. vs "
-                f"measured: {mem}",
+                f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%}; layers only "
+                f"{r['sim_layers_only_error']:+.1%})  closed {r['closed_round_s']:.3f} s "
+                f"({r['closed_error']:+.1%})  memory est. vs measured: {mem}",
                 file=sys.stderr,
             )
     data = {
         "benchmark": "real_compute",
         "goal": "memory within 15%",
         "machine": machine(),
+        "task_overhead_ms": overhead.ms,
+        "task_overhead_per_round_ms": list(overhead.per_round_ms),
         "cases": rows,
     }
     path = write("real_compute", data, args.out)

@@ -107,3 +107,37 @@ def test_bad_settings_name_the_field(kwargs: dict) -> None:
     with pytest.raises(ConfigError) as err:
         MeasureSettings(**kwargs)
     assert err.value.field == next(iter(kwargs))
+
+
+def test_saved_activations_and_buffers_are_measured(digits: Profile) -> None:
+    by = {lp.name: lp for lp in digits.layers}
+    # conv + ReLU keeps its input (for the weight gradient) and its output (ReLU's result)
+    assert by["conv2"].saves_input and by["conv2"].saves_output
+    assert by["conv2"].saved_bytes == 2 * by["conv1"].output_bytes
+    # max-pooling keeps its input and the (int64) indices of the maxima, not its output
+    pool = by["pool"]
+    assert pool.saves_input and not pool.saves_output
+    assert pool.saved_bytes == by["conv2"].output_bytes + 2 * pool.output_bytes
+    assert all(lp.buffer_bytes == 0 for lp in digits.layers)
+    resnet = measure_model("resnet18", 2, input_shape=(3, 16, 16), settings=FAST)
+    block = next(lp for lp in resnet.layers if lp.name == "block1_1")
+    assert block.buffer_bytes == 2 * (2 * 64 * 4 + 8)  # two BatchNorms: mean, var, counter
+
+
+def test_profiles_without_the_newer_fields_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(
+        '{"model": "m", "batch_size": 2, "layers": [{"name": "a", "output_bytes": 8, '
+        '"param_bytes": 4, "ms": {"x": {"fwd": 1, "bwd": 2}}}]}'
+    )
+    old = Profile.load(path)
+    lp = old.layers[0]
+    assert lp.saved_bytes is None and lp.buffer_bytes is None and old.task_overhead_ms is None
+    assert old.task_overhead("x") == 0.0
+
+
+def test_merging_keeps_both_task_overheads(digits: Profile) -> None:
+    a = digits.model_copy(update={"task_overhead_ms": {"box": 0.2}})
+    b = digits.model_copy(update={"task_overhead_ms": {"pi": 1.5}})
+    assert a.merged(b).task_overhead_ms == {"box": 0.2, "pi": 1.5}
+    assert digits.merged(digits).task_overhead_ms is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mpsl.cluster import Cluster
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.runtime.device import Device
@@ -111,3 +113,95 @@ def test_emulation_with_real_compute_trains_the_real_model():
     assert any(not (before[k] == after[k]).all() for k in before)
     assert result.rounds[0].accuracy == result.rounds[0].accuracy  # evaluated (not NaN)
     assert result.bytes_per_link["owner1->node1"] == 6 * 8 * 32 * 8 * 8 * 4  # real activations
+
+
+def test_emulated_device_starts_from_the_due_time_not_from_its_thread_waking_up():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from mpsl.runtime.device import TIMELINE
+
+    seen = []
+    transport = SimpleNamespace(keeping=True)
+
+    def role():
+        clock = TIMELINE
+        due = time.perf_counter() - 10.0  # everything was due long ago: this thread is late
+        clock.arrived(transport, "round_start", due - 1.0)
+        clock.arrived(transport, "activation", due)
+        device = Device({"fwd": 2.0, "first_fwd": 3.0}, compute=False)
+        device.run("fwd", lambda: None)  # starts when its activation was due
+        seen.append(clock.now - due)
+        device.run("first_fwd", lambda: None)  # no trigger: right after the previous task
+        seen.append(clock.now - due)
+        seen.append(clock.send_time(transport) == clock.now)
+        seen.append(clock.send_time(SimpleNamespace(keeping=True)) != clock.now)  # not its clock
+
+    worker = threading.Thread(target=role)
+    worker.start()
+    worker.join()
+    assert seen[0] == pytest.approx(0.002, abs=1e-9)
+    assert seen[1] == pytest.approx(0.005, abs=1e-9)
+    assert seen[2] is True and seen[3] is True
+
+
+def test_a_task_message_waits_for_a_late_sender_with_an_earlier_one():
+    import threading
+
+    from mpsl.runtime.messages import Kind, Message
+    from mpsl.runtime.transport import InProcessTransport
+
+    transport = InProcessTransport(lambda sender, dest, msg: (1e12, 0.0, msg.nbytes))
+    transport.MAX_HOLD_S = 3600.0  # never give up waiting in this test, however slow the machine
+    parked, go = threading.Event(), threading.Event()
+
+    def late_role():
+        transport.recv("late")  # round start
+        Device({"first_fwd": 1.0}, compute=False).run("first_fwd", lambda: None)
+        parked.set()  # emulated time: its activation is due 1 ms after the round start
+        go.wait()
+        transport.send("node", Message(Kind.ACTIVATION, "late", owner=0))
+        transport.recv("late")  # stop
+
+    worker = threading.Thread(target=late_role)
+    worker.start()
+    transport.send("late", Message(Kind.ROUND_START, "main"))
+    parked.wait()
+    transport.send("node", Message(Kind.ACTIVATION, "main", owner=1))  # sent first, due later
+    go.set()
+    first, second = transport.recv("node"), transport.recv("node")
+    transport.send("late", Message(Kind.STOP, "main"))
+    worker.join()
+    transport.close()
+    assert (first.owner, second.owner) == (0, 1)
+
+
+def test_compute_nodes_run_tasks_in_the_order_the_simulation_does():
+    from mpsl.estimate.simulate import simulate_deployment
+
+    profile = Profile(
+        model="toy",
+        batch_size=8,
+        layers=[
+            LayerProfile(
+                name=f"l{i}",
+                output_bytes=1000,
+                param_bytes=10,
+                ms={"dev": Timing(fwd=0.7 + 0.3 * i, bwd=1.1 + 0.2 * i, opt=0.0)},
+            )
+            for i in range(1, 7)
+        ],
+    )
+    cluster = _cluster(3)
+    stragglers = {1: 1.37, 2: 1.91}
+    cuts = [1, 3, 5]
+    sim = simulate_deployment(profile, cluster, cuts, stragglers=stragglers, trace=True)
+    result = Emulation(profile, cluster, cuts, stragglers=stragglers).run()
+    for i, name in enumerate(["n0", "n1"]):
+        expected = [(t.owner, t.batch, t.kind) for t in sim.trace if t.node == name]
+        ran = sorted(
+            (r for r in result.events.records if r.node == f"node{i + 1}" and r.owner >= 0),
+            key=lambda r: r.start,
+        )
+        assert [(r.owner, r.batch, r.kind) for r in ran] == expected

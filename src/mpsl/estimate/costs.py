@@ -3,6 +3,9 @@
 The closed form, the simulation and the planner all read these numbers, so they agree by
 construction. Times are milliseconds for one batch of the cluster's batch size; a profile measured
 at another batch size is scaled linearly (time and bytes), which is a documented approximation.
+Every task (a compute node's forward or backward, a data owner's first-part forward, last part,
+first-part backward) also pays the profile's per-task overhead of its device, if measured
+(``Profile.task_overhead_ms``; not scaled with the batch).
 """
 
 from __future__ import annotations
@@ -110,6 +113,9 @@ def pipeline_costs(
             bwd += t.bwd + t.opt
         return fwd * slowdown * scale, bwd * slowdown * scale
 
+    def overhead(device: str, slowdown: float) -> float:
+        return profile.task_overhead(device) * slowdown
+
     def out_bytes(layer: int) -> float:
         return profile.layers[layer - 1].output_bytes * scale
 
@@ -117,7 +123,8 @@ def pipeline_costs(
     for name, (first, last) in zip(names, middle, strict=True):
         node = cluster.node(name)
         fwd, bwd = span(node.device, first, last, node.slowdown)
-        node_costs.append(NodeCosts(name, first, last, fwd, bwd))
+        extra = overhead(node.device, node.slowdown)
+        node_costs.append(NodeCosts(name, first, last, fwd + extra, bwd + extra))
     hops = []
     for a, b, (_, last) in zip(names, names[1:], middle, strict=False):
         bps, lat = cluster.link(a, b)
@@ -134,6 +141,7 @@ def pipeline_costs(
     for group_name, group in zip(cluster.group_names(), cluster.data_owners, strict=True):
         f_fwd, f_bwd = span(group.device, *first_part, group.slowdown)
         l_fwd, l_bwd = span(group.device, *last_part, group.slowdown)
+        extra = overhead(group.device, group.slowdown)
         up = cluster.link(group_name, names[0])
         down = cluster.link(group_name, names[-1])
         act0, actn = out_bytes(first_part[1]), out_bytes(middle[-1][1])
@@ -141,9 +149,9 @@ def pipeline_costs(
             OwnerCosts(
                 name=group_name,
                 count=group.count,
-                first_fwd_ms=f_fwd,
-                first_bwd_ms=f_bwd,
-                last_ms=l_fwd + l_bwd,
+                first_fwd_ms=f_fwd + extra,
+                first_bwd_ms=f_bwd + extra,
+                last_ms=l_fwd + l_bwd + extra,
                 up_act_ms=transfer_ms(act0, *up),
                 down_act_ms=transfer_ms(actn, *down),
                 up_grad_ms=transfer_ms(actn, *down),

@@ -1,31 +1,72 @@
 """Memory model: what each compute node and each data owner must hold during training.
 
-A compute node keeps K instances of its part (weights, gradients, optimizer state) and, for every
-batch in flight, the activations its layers saved for backward plus the input it received. With one
-batch in flight per data owner, up to K batches can be in flight at a node: we size for that
-worst case (``in_flight`` lowers it).
+A compute node keeps K instances of its part all round: weights, buffers and optimizer state. A
+node runs one task at a time and each optimizer step frees the gradients it used
+(``zero_grad(set_to_none=True)``), so gradients exist for one instance at a time. Every batch in
+flight at the node (forwarded, not yet backpropagated) holds what autograd saved for its backward;
+with one batch in flight per data owner that is up to K batches: we size for that worst case
+(``in_flight`` lowers it).
+
+What autograd saves comes from the profile's per-layer ``saved_bytes`` (measured by the profiler),
+with a tensor kept on both sides of a cut inside the part counted once. A profile without them
+(the imported reference tables) falls back to the part's input plus every layer's output; one
+without ``optimizer_bytes`` is taken to train with the runtime's default optimizer, SGD with
+momentum (one buffer per parameter).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
-from mpsl.profile.format import Profile
+from mpsl.profile.format import LayerProfile, Profile
 from mpsl.split import part_ranges
 
 
+def _layers(profile: Profile, first: int, last: int) -> list[LayerProfile]:
+    return profile.layers[first - 1 : last]
+
+
+def optimizer_state_bytes(layer: LayerProfile) -> int:
+    """The layer's optimizer state; not measured: one momentum buffer (the runtime's default SGD
+    with momentum keeps one per parameter)."""
+    return layer.param_bytes if layer.optimizer_bytes is None else layer.optimizer_bytes
+
+
 def part_state_bytes(profile: Profile, first: int, last: int) -> int:
-    """Weights + gradients + optimizer state of one instance of layers first..last."""
-    return sum(profile.layers[i - 1].train_state_bytes for i in range(first, last + 1))
+    """Weights, buffers and optimizer state: what one instance of layers first..last keeps."""
+    return sum(
+        lp.param_bytes + (lp.buffer_bytes or 0) + optimizer_state_bytes(lp)
+        for lp in _layers(profile, first, last)
+    )
+
+
+def part_grad_bytes(profile: Profile, first: int, last: int) -> int:
+    """Gradients of one instance of layers first..last (from its backward to its optimizer step)."""
+    return sum(
+        lp.param_bytes if lp.grad_bytes is None else lp.grad_bytes
+        for lp in _layers(profile, first, last)
+    )
 
 
 def part_activation_bytes(profile: Profile, first: int, last: int, scale: float = 1.0) -> int:
-    """Activations one batch leaves behind for backward in layers first..last, with its input.
+    """What one batch leaves behind for backward in layers first..last.
 
-    ``scale`` is (batch size trained) / (profile's batch size): activations grow with the batch.
+    Measured profiles: the layers' ``saved_bytes``, less each tensor between two layers of the part
+    that both keep (the output of one is the input of the next). Otherwise: the part's input and
+    every layer's output. ``scale`` is (batch size trained) / (profile's batch size).
     """
-    inputs = profile.layers[first - 2].output_bytes if first > 1 else (profile.input_bytes or 0)
-    total = inputs + sum(profile.layers[i - 1].output_bytes for i in range(first, last + 1))
+    layers = _layers(profile, first, last)
+    if all(lp.saved_bytes is not None for lp in layers):
+        total = sum(lp.saved_bytes or 0 for lp in layers)
+        total -= sum(
+            a.output_bytes
+            for a, b in itertools.pairwise(layers)
+            if a.saves_output and b.saves_input
+        )
+    else:
+        inputs = profile.layers[first - 2].output_bytes if first > 1 else (profile.input_bytes or 0)
+        total = inputs + sum(lp.output_bytes for lp in layers)
     return round(total * scale)
 
 
@@ -39,8 +80,25 @@ def node_memory_bytes(
 ) -> int:
     """Peak bytes at a compute node hosting layers first..last for ``owners`` data owners."""
     batches = owners if in_flight is None else min(in_flight, owners)
-    state = owners * part_state_bytes(profile, first, last)
+    state = owners * part_state_bytes(profile, first, last) + part_grad_bytes(profile, first, last)
     return state + batches * part_activation_bytes(profile, first, last, scale)
+
+
+def owner_memory_bytes(profile: Profile, cuts: Sequence[int], scale: float = 1.0) -> int:
+    """Peak bytes at a data owner: its first and last part, one batch in flight.
+
+    The first part's saved activations live from its forward to its backward, across the last
+    part's whole step; gradients exist for one part at a time.
+    """
+    ranges = part_ranges(cuts, profile.num_layers)
+    (f1, l1), (fp, lp) = ranges[0], ranges[-1]
+    return (
+        part_state_bytes(profile, f1, l1)
+        + part_state_bytes(profile, fp, lp)
+        + max(part_grad_bytes(profile, f1, l1), part_grad_bytes(profile, fp, lp))
+        + part_activation_bytes(profile, f1, l1, scale)
+        + part_activation_bytes(profile, fp, lp, scale)
+    )
 
 
 def paper_node_memory_bytes(profile: Profile, first: int, last: int, owners: int) -> int:
@@ -58,11 +116,5 @@ def memory_by_role(
         name: node_memory_bytes(profile, first, last, owners, scale=scale)
         for name, (first, last) in zip(nodes, ranges[1:-1], strict=True)
     }
-    (f1, l1), (fp, lp) = ranges[0], ranges[-1]
-    result["data_owner"] = (
-        part_state_bytes(profile, f1, l1)
-        + part_state_bytes(profile, fp, lp)
-        + part_activation_bytes(profile, f1, l1, scale)
-        + part_activation_bytes(profile, fp, lp, scale)
-    )
+    result["data_owner"] = owner_memory_bytes(profile, cuts, scale)
     return result

@@ -87,6 +87,7 @@ class NodeStats:
     max_queue: int
     mean_queue: float  # time-weighted over the training phase
     tasks: int
+    max_in_flight: int = 0  # most batches forwarded here and not yet backpropagated, at once
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ class _Resource:
         self.max_queue = 0
         self.area = 0.0  # integral of queue length over time
         self.last_change = 0.0
+        self.in_flight = 0  # batches holding saved activations here (compute nodes)
+        self.max_in_flight = 0
 
     def _account(self, now: float) -> None:
         self.area += len(self.queue) * (now - self.last_change)
@@ -247,7 +250,14 @@ class _Simulation:
     def job_done(self, now: float, k: int, b: int, s: int) -> None:
         stage = self.routes[k][s]
         assert stage.resource is not None
-        self.resources[stage.resource].busy = False
+        res = self.resources[stage.resource]
+        res.busy = False
+        # A batch holds its saved activations at a node from its forward to its backward.
+        if stage.kind == "fwd":
+            res.in_flight += 1
+            res.max_in_flight = max(res.max_in_flight, res.in_flight)
+        elif stage.kind == "bwd":
+            res.in_flight -= 1
         if stage.latency > 0:
             self.at(now + stage.latency, False, k, b, s + 1)
         else:
@@ -330,6 +340,7 @@ def simulate(
             max_queue=x.max_queue,
             mean_queue=x.area / training if training > 0 else 0.0,
             tasks=x.jobs,
+            max_in_flight=x.max_in_flight,
         )
         for x in sim.resources[:n]
     )

@@ -47,6 +47,7 @@ class NodeEstimate:
     capacity_bytes: float
     max_queue: int | None = None  # simulation only
     mean_queue: float | None = None
+    max_in_flight: int | None = None  # simulation only: most batches holding activations here
 
     @property
     def fits(self) -> bool:
@@ -108,6 +109,7 @@ class Estimate:
             out["policy"] = self.policy.value
         if self.method is Method.SIM:
             out["queues"] = {n.name: {"max": n.max_queue, "mean": n.mean_queue} for n in self.nodes}
+            out["in_flight"] = {n.name: n.max_in_flight for n in self.nodes}
             out["links"] = {
                 name: {"busy_s": busy / 1000.0, "transfers": count}
                 for name, (busy, count) in self.links.items()
@@ -173,7 +175,9 @@ def estimate(
         est = multihop(costs)
         round_ms, terms = est.round_ms, dict(est.terms)
         busy = [rb * k * (n.fwd_ms + n.bwd_ms) for n in costs.nodes]
-        queues: list[tuple[int | None, float | None]] = [(None, None)] * len(costs.nodes)
+        queues: list[tuple[int | None, float | None, int | None]] = [(None, None, None)] * len(
+            costs.nodes
+        )
     else:
         pol = QueuePolicy.parse(policy or QueuePolicy.FIFO)
         sim = simulate(
@@ -185,7 +189,7 @@ def estimate(
         )
         round_ms, terms = sim.round_ms, sim.terms()
         busy = [n.busy_ms for n in sim.nodes]
-        queues = [(n.max_queue, n.mean_queue) for n in sim.nodes]
+        queues = [(n.max_queue, n.mean_queue, n.max_in_flight) for n in sim.nodes]
         links = {ln.name: (ln.busy_ms, ln.transfers) for ln in sim.links}
         records = sim.trace
     node_estimates = tuple(
@@ -200,6 +204,7 @@ def estimate(
             capacity_bytes=cluster.node(n.name).memory_bytes,
             max_queue=q[0],
             mean_queue=q[1],
+            max_in_flight=q[2],
         )
         for n, b, q in zip(costs.nodes, busy, queues, strict=True)
     )

@@ -12,6 +12,7 @@ A device missing from a layer's ``ms`` means "not measured" (never "free").
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,8 +37,14 @@ class LayerProfile(BaseModel):
     output_bytes: int = Field(ge=0, description="output activation of one batch")
     param_bytes: int = Field(ge=0)
     grad_bytes: int | None = Field(default=None, ge=0, description="default: param_bytes")
-    optimizer_bytes: int | None = Field(default=None, ge=0, description="default: 0 (plain SGD)")
+    optimizer_bytes: int | None = Field(default=None, ge=0, description="absent: not measured")
     peak_bytes: int | None = Field(default=None, ge=0, description="measured peak of training it")
+    buffer_bytes: int | None = Field(default=None, ge=0, description="buffers; default: 0")
+    saved_bytes: int | None = Field(
+        default=None, ge=0, description="what autograd keeps for backward of one batch"
+    )
+    saves_input: bool | None = Field(default=None, description="saved_bytes include the input")
+    saves_output: bool | None = Field(default=None, description="saved_bytes include the output")
     ms: dict[str, Timing] = Field(default_factory=dict)
 
     @property
@@ -57,6 +64,9 @@ class Profile(BaseModel):
     input_shape: list[int] | None = None
     input_bytes: int | None = Field(default=None, ge=0, description="one input batch")
     source: str | None = None
+    task_overhead_ms: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, description="device -> ms the runtime adds to every task on it"
+    )
     layers: list[LayerProfile] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -91,6 +101,10 @@ class Profile(BaseModel):
             )
         return lp.ms[device]
 
+    def task_overhead(self, device: str) -> float:
+        """Milliseconds the runtime adds to every task on ``device`` (0 when not measured)."""
+        return (self.task_overhead_ms or {}).get(device, 0.0)
+
     def merged(self, other: Profile) -> Profile:
         """This profile with the device timings of ``other`` (same model and layers) added."""
         if other.model != self.model or other.num_layers != self.num_layers:
@@ -102,7 +116,8 @@ class Profile(BaseModel):
             a.model_copy(update={"ms": {**a.ms, **b.ms}})
             for a, b in zip(self.layers, other.layers, strict=True)
         ]
-        return self.model_copy(update={"layers": layers})
+        overhead = {**(self.task_overhead_ms or {}), **(other.task_overhead_ms or {})}
+        return self.model_copy(update={"layers": layers, "task_overhead_ms": overhead or None})
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:

@@ -18,6 +18,12 @@ Memory:
   net amount allocated during the iteration, as reported by the CPU allocator to
   ``torch.profiler`` (``profile_memory=True``). It covers tensors allocated by torch on the CPU,
   not Python objects or allocator caching.
+- ``buffer_bytes``: the layer's buffers (BatchNorm running statistics), kept by every instance.
+- ``saved_bytes``: what autograd keeps from one forward until its backward: the storages of the
+  tensors it saves (``torch.autograd.graph.saved_tensors_hooks``), each storage once, parameters
+  excluded; the same count the runtime makes of its roles (``mpsl.runtime.memory.saved_bytes``).
+  ``saves_input`` / ``saves_output`` say whether the layer's input / output are among them, so
+  that a part of several layers counts a tensor kept on both sides of a cut inside it once.
 """
 
 from __future__ import annotations
@@ -127,6 +133,22 @@ class _LayerRun:
             if isinstance(v, torch.Tensor)
         )
 
+    def saved(self) -> tuple[int, bool, bool]:
+        """(bytes autograd keeps for backward, whether the input is kept, whether the output is)."""
+        params = {p.untyped_storage().data_ptr() for p in self.layer.parameters()}
+        kept: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in params:
+                kept[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = self.layer(self.x)
+        inp, out = self.x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()
+        return sum(kept.values()), inp in kept, out in kept
+
     def peak_bytes(self) -> int:
         """Resident bytes plus the allocator's highest net allocation during one iteration."""
         if self.opt is not None:
@@ -162,6 +184,7 @@ def measure_layer(
         bwd.append(b)
         opt.append(o)
     assert y is not None
+    saved, saves_input, saves_output = run.saved()
     timing = Timing(
         fwd=trimmed_mean(fwd, s.trim), bwd=trimmed_mean(bwd, s.trim), opt=trimmed_mean(opt, s.trim)
     )
@@ -172,6 +195,10 @@ def measure_layer(
         grad_bytes=sum(tensor_bytes(p) for p in run.params),
         optimizer_bytes=run.optimizer_bytes(),
         peak_bytes=run.peak_bytes(),
+        buffer_bytes=sum(tensor_bytes(b) for b in layer.buffers()),
+        saved_bytes=saved,
+        saves_input=saves_input,
+        saves_output=saves_output,
         ms={device: timing},
     )
     log.debug("layer %s: %s", name, timing)

@@ -8,7 +8,9 @@ machine; with ``compute=True`` the real model trains and tasks are padded to the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -31,6 +33,23 @@ def stand_in_model(profile: Profile) -> LayerChain:
     """A chain of parameter-free layers, one per profiled layer."""
     layers: list[tuple[str, nn.Module]] = [(lp.name, nn.Identity()) for lp in profile.layers]
     return LayerChain(f"{profile.model}-emulated", layers, (1,))
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the garbage collector from stalling every role thread in the middle of a run.
+
+    A full collection walks every object of the process (~0.1 s with torch loaded) while holding
+    the interpreter: every role stalls at once, which the emulated clocks absorb only if a later
+    wait is long enough (not near the end of a round). Objects alive before the run are frozen
+    (exempt from collection) until it ends; what the run creates is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def owner_groups(cluster: Cluster) -> list[int]:
@@ -151,4 +170,5 @@ class Emulation:
             emulated_bytes=self.output_bytes,
             evaluate=compute,
         )
-        return engine.run()
+        with frozen_heap():
+            return engine.run()

@@ -1,0 +1,107 @@
+"""The runtime's per-task overhead on this machine: a term of the estimates, measured once.
+
+The profiler times each layer alone, over and over in one thread. A task of the in-process runtime
+pays more than its layers: the hand-off of its message from another role's thread, the role's
+bookkeeping (messages, the task log, counting saved activations), and running right after waking
+up on data another thread produced (colder caches, fresh allocations). ``measure_task_overhead``
+runs the real runtime on one fixed calibration workload (``digits_cnn``, batch 32, one data owner,
+two compute nodes, instant links), profiles the same model the way ``mpsl profile`` does, and
+spreads the difference between the measured round and the estimated one over the round's tasks.
+The workload is fixed, so the term is never fitted to the deployments it then helps predict. Store
+it in a profile with ``with_task_overhead``; the estimators add it to every task on that device.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+from mpsl.cluster import Cluster
+from mpsl.data.synthetic import load_synthetic
+from mpsl.estimate.costs import pipeline_costs
+from mpsl.estimate.simulate import simulate
+from mpsl.models import build_model
+from mpsl.profile.format import Profile
+from mpsl.profile.measure import MeasureSettings, measure_model
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.engine import LocalEngine
+
+MODEL, SHAPE, BATCH, CUTS = "digits_cnn", (1, 8, 8), 32, (1, 3, 5)
+
+
+@dataclass(frozen=True)
+class TaskOverhead:
+    """Per-task overhead (ms): the median over the timed rounds, and each round's value."""
+
+    ms: float
+    per_round_ms: tuple[float, ...]
+    tasks_per_round: int
+
+
+def calibration_cluster(batches: int) -> Cluster:
+    """One data owner and two compute nodes on device ``here``; in-process links are instant."""
+    return Cluster.model_validate(
+        {
+            "data_owners": [{"count": 1, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}],
+            "compute_nodes": [
+                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10} for i in range(2)
+            ],
+            "links": {"compute_to_compute_bps": 1e15},
+            "training": {"batch_size": BATCH, "batches_per_epoch": batches, "local_epochs": 1},
+        }
+    )
+
+
+def measure_task_overhead(
+    *,
+    batches: int = 60,
+    rounds: int = 8,
+    threads: int | None = None,
+    settings: MeasureSettings | None = None,
+    seed: int = 0,
+) -> TaskOverhead:
+    """Run the calibration workload and return the runtime's overhead per task.
+
+    ``threads``: torch CPU threads for profiling and training (default: leave as is). The first
+    round warms up and is not used.
+    """
+    if rounds < 2:
+        raise ValueError(f"need at least 2 rounds (the first warms up); got {rounds}")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        profile = measure_model(
+            MODEL, BATCH, input_shape=SHAPE, device_name="here", settings=settings
+        )
+        costs = pipeline_costs(profile, calibration_cluster(batches), CUTS)
+        predicted_ms = simulate(costs).round_ms
+        tasks = batches * (3 + 2 * len(costs.nodes))
+        data = load_synthetic(SHAPE, 10, train_size=BATCH * batches, test_size=BATCH, seed=seed)
+        config = RunConfig(
+            model=MODEL,
+            dataset="synthetic",
+            input_shape=list(SHAPE),
+            data_owners=1,
+            cuts=list(CUTS),
+            rounds=rounds,
+            local_epochs=1,
+            batches_per_epoch=batches,
+            batch_size=BATCH,
+            seed=seed,
+        )
+        model = build_model(MODEL, 10, SHAPE, seed=seed)
+        result = LocalEngine(config, dataset=data, model=model, evaluate=False).run()
+    finally:
+        torch.set_num_threads(previous)
+    per_round = tuple((r.seconds * 1000 - predicted_ms) / tasks for r in result.rounds[1:])
+    return TaskOverhead(max(0.0, statistics.median(per_round)), per_round, tasks)
+
+
+def with_task_overhead(profile: Profile, device: str, ms: float) -> Profile:
+    """``profile`` with ``ms`` of runtime overhead per task on ``device``."""
+    return profile.model_copy(
+        update={"task_overhead_ms": {**(profile.task_overhead_ms or {}), device: ms}}
+    )
