@@ -59,3 +59,45 @@ def test_one_round_equivalence_with_fedavg_of_local_training(model, cuts, optimi
     assert _max_diff(result.model.state_dict(), expected) < 1e-5
     # and training really moved the weights (the check above is not vacuous)
     assert _max_diff(reference_start.state_dict(), expected) > 1e-3
+
+
+def test_rounds_after_the_first_still_match_fedavg_of_local_training():
+    """Round two starts compute nodes' reused part instances from the averaged weights."""
+    shape = (1, 8, 8)
+    data = load_synthetic(shape, 10, train_size=72, test_size=8, seed=4)
+    cfg = RunConfig(
+        dataset="synthetic",
+        input_shape=list(shape),
+        data_owners=3,
+        cuts=[1, 3, 5],
+        rounds=2,
+        local_epochs=1,
+        batch_size=8,
+        seed=7,
+    )
+    start = build_model("digits_cnn", 10, shape, seed=2)
+    reference = copy.deepcopy(start)
+    result = LocalEngine(cfg, dataset=data, model=start).run()
+
+    shares_idx = partition(data.train.y.numpy(), 3, "iid", 0.5, 7)
+    shares = [data.train.subset(torch.from_numpy(i)) for i in shares_idx]
+    workload = Workload(cfg.batch_size, cfg.local_epochs, cfg.batches_per_epoch, cfg.seed)
+    after_first = fedavg_round(reference, shares, workload, optimizer_factory(cfg), round_=0)
+    reference.load_state_dict(after_first)
+    expected = fedavg_round(reference, shares, workload, optimizer_factory(cfg), round_=1)
+
+    assert _max_diff(result.model.state_dict(), expected) < 1e-5
+    assert _max_diff(after_first, expected) > 1e-3
+
+
+def test_runs_are_deterministic_whatever_the_arrival_order():
+    """FedAvg sums in data-owner order, not in the order the threads happened to finish."""
+    data = load_synthetic((1, 8, 8), 10, train_size=64, test_size=8, seed=1)
+    cfg = RunConfig(dataset="synthetic", data_owners=4, cuts=[1, 3, 5], rounds=1, batch_size=8)
+    states = [
+        LocalEngine(cfg, dataset=data, model=build_model("digits_cnn", 10, (1, 8, 8), seed=0))
+        .run()
+        .model.state_dict()
+        for _ in range(2)
+    ]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

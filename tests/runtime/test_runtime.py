@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mpsl.cli import app
 from mpsl.data.synthetic import load_synthetic
 from mpsl.errors import FormatError
+from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.device import Device
+from mpsl.runtime.engine import LocalEngine, share_cores
+from mpsl.runtime.memory import SavedBytesMeter, saved_bytes
 from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.training import fedavg
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
 
@@ -173,3 +178,51 @@ def test_run_plans_first_with_plan_auto(tmp_path):
     i = args.index("--cluster")
     missing = CliRunner().invoke(app, args[:i] + args[i + 2 :])
     assert missing.exit_code != 0 and "needs --cluster" in str(missing.exception)
+
+
+def test_roles_share_the_cores_and_the_callers_threads_come_back():
+    assert share_cores(2, 6) == 1 and share_cores(16, 6) == 2
+    assert share_cores(8, 1) == 8 and share_cores(1, 3) == 1
+    seen: set[int] = set()
+
+    class Probe(Device):
+        def run(self, kind, fn):
+            seen.add(torch.get_num_threads())
+            return fn()
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(6)
+        cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=2, batch_size=30, cuts=[1, 5])
+        LocalEngine(cfg, dataset=DATA, devices={"node1": Probe(), "owner1": Probe()}).run()
+        assert seen == {2}  # 6 threads for 2 data owners and 1 compute node
+        assert torch.get_num_threads() == 6
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fedavg_in_place_matches_a_float64_average():
+    gen = torch.Generator().manual_seed(0)
+    states = [{"w": torch.randn(5, 3, generator=gen), "n": torch.tensor(k)} for k in (3, 1, 2)]
+    weights = [10, 30, 20]
+    exact = sum(s["w"].double() * w for s, w in zip(states, weights, strict=True)) / 60
+    out = {"w": torch.empty(5, 3), "n": torch.tensor(0)}
+    avg = fedavg(states, weights, out=out)
+    assert avg["w"] is out["w"] and avg["n"] is out["n"]
+    assert float((avg["w"].double() - exact).abs().max()) < 1e-6
+    assert int(avg["n"]) == 3 and avg["w"].dtype == torch.float32
+    assert torch.equal(fedavg(states, weights)["w"], avg["w"])
+    assert torch.equal(states[0]["w"], torch.randn(5, 3, generator=gen.manual_seed(0)))
+
+
+def test_saved_bytes_are_measured_once_per_kind_of_input():
+    model = build_model("digits_cnn", 10, (1, 8, 8), seed=0)
+    meter = SavedBytesMeter()
+    for batch in (8, 8, 3):
+        x = torch.randn(batch, 1, 8, 8)
+        fresh = [0]
+        with saved_bytes(fresh, model.parameters()):
+            model(x)
+        _, counted = meter.run(lambda x=x: model(x), model, x)
+        assert counted == fresh[0] > 0
+    assert len(meter._known) == 2

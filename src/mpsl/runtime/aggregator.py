@@ -41,7 +41,8 @@ class Aggregator:
                     )
                 pending[msg.owner] = msg
                 if len(pending) == self.owners:
-                    self._average(list(pending.values()))
+                    # by data owner, not arrival: the float sum is then the same every run
+                    self._average([pending[k] for k in sorted(pending)])
                     pending.clear()
             except Exception as exc:
                 log.exception("aggregator failed")

@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from mpsl.data.base import Labeled
 from mpsl.errors import RuntimeFailure
 from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint, strip_prefix
-from mpsl.runtime.training import evaluate, fedavg
+from mpsl.runtime.training import evaluate, fedavg, torch_threads
 from mpsl.runtime.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,7 @@ class Coordinator:
         name: str = "coordinator",
         timeout_s: float = 600.0,
         node_parts: Sequence[int] | None = None,
+        eval_threads: int | None = None,
     ) -> None:
         self.transport = transport
         # Part index hosted by each compute node: a chain by default (node i hosts part i + 1);
@@ -62,6 +62,9 @@ class Coordinator:
         self.test = test
         self.name = name
         self.timeout_s = timeout_s
+        # torch threads for evaluation, when the caller's thread runs with fewer during rounds
+        # (the in-process engine shares the cores among its role threads)
+        self.eval_threads = eval_threads
         # Over a network, an aggregator's WEIGHTS can overtake a data owner's ROUND_DONE: messages
         # that arrive before they are expected wait here.
         self._early: list[Message] = []
@@ -74,6 +77,9 @@ class Coordinator:
     def run_round(self, r: int, progress: Progress | None = None) -> RoundResult:
         """One round: every data owner trains, then FedAvg everywhere, then evaluation."""
         start = time.perf_counter()
+        # The global parts go out without a copy: the coordinator changes them only when it
+        # installs the round's results, after every role has loaded them (a role loads them
+        # before anything else in the round, and the results come after its work).
         for i in range(self.nodes):
             self.transport.send(
                 node_endpoint(i),
@@ -82,11 +88,11 @@ class Coordinator:
                     self.name,
                     owner=self.owners,
                     round=r,
-                    tensors=_copy(self.parts[self.node_parts[i]].state_dict()),
+                    tensors=self.parts[self.node_parts[i]].state_dict(),
                 ),
             )
-        owner_state = {f"first.{k}": v for k, v in _copy(self.parts[0].state_dict()).items()}
-        owner_state |= {f"last.{k}": v for k, v in _copy(self.parts[-1].state_dict()).items()}
+        owner_state = {f"first.{k}": v for k, v in self.parts[0].state_dict().items()}
+        owner_state |= {f"last.{k}": v for k, v in self.parts[-1].state_dict().items()}
         for k in range(self.owners):
             self.transport.send(
                 owner_endpoint(k),
@@ -104,7 +110,10 @@ class Coordinator:
         replies = [self._expect(Kind.WEIGHTS, r) for _ in range(self.nodes + 1)]
         self._install(replies)
         seconds = time.perf_counter() - start
-        test_loss, accuracy = evaluate(self.model, self.test) if self.test else (float("nan"),) * 2
+        test_loss, accuracy = float("nan"), float("nan")
+        if self.test:
+            with torch_threads(self.eval_threads):
+                test_loss, accuracy = evaluate(self.model, self.test)
         return RoundResult(r, loss_sum / max(samples, 1), test_loss, accuracy, seconds, samples)
 
     def stop(self, endpoints: list[str]) -> None:
@@ -124,7 +133,9 @@ class Coordinator:
                 by_part.setdefault(endpoints[msg.sender], []).append(msg)
             else:
                 raise RuntimeFailure(f"weights from unknown sender {msg.sender}")
+        order = {name: i for i, name in enumerate(endpoints)}
         for part, msgs in by_part.items():
+            msgs.sort(key=lambda m: order[m.sender])  # a fixed float sum order, not arrival
             trained = [m for m in msgs if m.samples > 0] or msgs
             if len(trained) == 1:
                 self.parts[part].load_state_dict(trained[0].tensors)
@@ -154,7 +165,3 @@ class Coordinator:
                 f"round {r}: expected {kind.value}, got {msg.kind.value} "
                 f"(round {msg.round}) from {msg.sender}"
             )
-
-
-def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state.items()}

@@ -17,7 +17,7 @@ from torch import nn
 from mpsl.data.base import Labeled
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog, TaskRecord
-from mpsl.runtime.memory import saved_bytes, state_bytes
+from mpsl.runtime.memory import SavedBytesMeter, state_bytes
 from mpsl.runtime.messages import Kind, Message, owner_endpoint, strip_prefix
 from mpsl.runtime.training import batch_plan, loss_fn, owner_seed
 from mpsl.runtime.transport import Transport
@@ -69,6 +69,7 @@ class DataOwner:
         self.emulated_output_bytes = emulated_output_bytes
         self.peak_memory_bytes = 0
         self._peak_saved = 0  # most activation bytes autograd held in one batch
+        self._meters = (SavedBytesMeter(), SavedBytesMeter())  # first part, last part
 
     def serve(self) -> None:
         """Answer ROUND_START messages until STOP; failures go to the coordinator."""
@@ -134,8 +135,8 @@ class DataOwner:
         t0 = self.events.now()
 
         def first_fwd() -> torch.Tensor:
-            with saved_bytes(saved, self.first.parameters()):
-                return self.first(x)
+            out, saved[0] = self._meters[0].run(lambda: self.first(x), self.first, x)
+            return out
 
         act = self.device.run("first_fwd", first_fwd)
         self._send(Kind.ACTIVATION, self.first_node, r, b, act, self.emulated_output_bytes[0])
@@ -147,8 +148,8 @@ class DataOwner:
         def last_step() -> tuple[torch.Tensor | None, float]:
             assert back.tensor is not None
             z = back.tensor.detach().requires_grad_(True)
-            with saved_bytes(saved, self.last.parameters()):
-                loss = loss_fn(self.last(z), y)
+            loss, last_saved = self._meters[1].run(lambda: loss_fn(self.last(z), y), self.last, z)
+            saved[0] += last_saved
             loss.backward()
             _step(opt_last)
             return z.grad, float(loss.detach())

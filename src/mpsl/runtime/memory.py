@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 def state_bytes(module: nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
@@ -34,3 +37,28 @@ def saved_bytes(counter: list[int], exclude: Iterable[nn.Parameter] = ()) -> Ite
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield
+
+
+class SavedBytesMeter:
+    """``saved_bytes`` of a forward, measured once per kind of input and then reused.
+
+    What autograd saves depends on the module and on the input's shape, dtype and whether it needs
+    a gradient, not on its values. Measuring needs a Python hook call per saved tensor and a pass
+    over the weights, on role threads that compete for the interpreter lock, every batch; so the
+    hooks run on the first forward of each kind of input only.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[object, ...], int] = {}
+
+    def run(self, fn: Callable[[], T], module: nn.Module, x: torch.Tensor) -> tuple[T, int]:
+        """``fn()`` (a forward of ``module`` on ``x``) and the activation bytes it saved."""
+        key = (tuple(x.shape), x.dtype, x.requires_grad, module.training, torch.is_grad_enabled())
+        known = self._known.get(key)
+        if known is not None:
+            return fn(), known
+        counter = [0]
+        with saved_bytes(counter, module.parameters()):
+            result = fn()
+        self._known[key] = counter[0]
+        return result, counter[0]
