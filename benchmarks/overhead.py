@@ -1,7 +1,7 @@
 """MP-SL's own overhead: the same model, data and samples trained (a) as plain local training in
 one process and (b) through the in-process MP-SL runtime with P = 4 parts; samples/s and ratio.
 
-    python benchmarks/overhead.py [--json] [--out FILE] [--repeats 3] [--epochs 1]
+    python benchmarks/overhead.py [--json] [--out FILE] [--repeats 5] [--epochs 1]
 
 The pipeline adds no FLOPs: what it adds (threads, queues, copies, per-owner instances, FedAvg) is
 ours. Workload of both sides: every data owner's share, in as many batches of the case's size,
@@ -21,8 +21,9 @@ What each side times, after one untimed warm-up run of each:
   the timer: building the roles (their part instances included) and starting their threads.
   Evaluation is off on both sides.
 
-Both sides run in this process, alternately, ``--repeats`` times; we report the median of each
-and the ratio. On Linux each run first waits (up to 30 s) for other processes to go quiet.
+Both sides run in this process, alternately, ``--repeats`` times (5: on a shared 2-core machine
+single runs vary by 20% and more); we report the median of each and the ratio. On Linux each run
+first waits (up to 30 s) for other processes to go quiet.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/overhead.json)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=1, help="local epochs (both sides)")
     args = parser.parse_args()
     rows = []
