@@ -39,11 +39,11 @@ import time
 import torch
 
 from _common import machine, write
-from mpsl.data import load_dataset, partition
+from mpsl.data import load_dataset
 from mpsl.data.synthetic import load_synthetic
 from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, optimizer_factory
+from mpsl.runtime.engine import LocalEngine, optimizer_factory, owner_shares
 from mpsl.runtime.local import train_steps
 from mpsl.runtime.training import batch_plan, torch_threads
 
@@ -57,10 +57,9 @@ CASES = [
 
 def plain(cfg: RunConfig, dataset, model) -> tuple[float, int]:
     """Seconds and samples of plain training over every data owner's share, one model."""
-    shares = partition(dataset.train.y.numpy(), cfg.data_owners, cfg.partition, cfg.alpha, cfg.seed)
     local = copy.deepcopy(model)
     opt = optimizer_factory(cfg)(local)
-    data = [dataset.train.subset(torch.from_numpy(idx)) for idx in shares]
+    data = owner_shares(cfg, dataset)
     start, samples = time.perf_counter(), 0
     for k, share in enumerate(data):
         batches = batch_plan(len(share), cfg.batch_size, cfg.batches_per_epoch, cfg.local_epochs, k)

@@ -6,11 +6,10 @@ import pytest
 import torch
 from deploy_helpers import small_config
 
-from mpsl.data import partition
 from mpsl.deploy.launch import run_processes
 from mpsl.deploy.role import Role, role_of
 from mpsl.errors import ConfigError, RuntimeFailure
-from mpsl.runtime.engine import LocalEngine, load_run_data
+from mpsl.runtime.engine import LocalEngine, load_run_data, owner_shares
 from mpsl.runtime.messages import Kind
 from mpsl.runtime.training import batch_plan, owner_seed
 
@@ -74,7 +73,7 @@ def test_label_privacy_audit(deployment):
     dep.transport.close()
 
     data = load_run_data(dep.config)
-    shares = partition(data.train.y.numpy(), 3, "iid", 0.5, dep.config.seed)
+    shares = owner_shares(dep.config, data)
     for k in range(3):
         log = sent[f"owner{k + 1}"]
         assert log, "the data owner sent nothing"
@@ -91,8 +90,7 @@ def test_label_privacy_audit(deployment):
         }
         assert {(d, kind) for d, kind, _ in log} <= allowed
         wire = b"".join(b for _, _, frames in log for b in frames)
-        x = data.train.x[torch.from_numpy(shares[k])]
-        y = data.train.y[torch.from_numpy(shares[k])]
+        x, y = shares[k].x, shares[k].y
         # No raw input sample, in any dtype it could be sent as, appears in any frame.
         for row in x.reshape(len(x), -1):
             for dtype in (torch.float32, torch.float16, torch.float64):

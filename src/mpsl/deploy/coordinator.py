@@ -109,7 +109,7 @@ class DeploymentCoordinator:
     def _register(self, on_member: OnMember | None) -> None:
         deadline = time.monotonic() + self.wait_s
         while len(self.addresses) < len(self.members):
-            msg = self._next(deadline, "registrations")
+            msg = self._next(deadline, "registrations", set(self.members) - set(self.addresses))
             if msg.kind is not Kind.REGISTER:
                 log.warning("ignored %s from %s before the run", msg.kind.value, msg.sender)
                 continue
@@ -151,7 +151,7 @@ class DeploymentCoordinator:
         waiting = set(self.members)
         deadline = time.monotonic() + self.wait_s
         while waiting:
-            msg = self._next(deadline, "members to get ready")
+            msg = self._next(deadline, "members to get ready", waiting)
             if msg.kind is Kind.ERROR:
                 raise RuntimeFailure(msg.text)
             if msg.kind is Kind.READY:
@@ -185,7 +185,7 @@ class DeploymentCoordinator:
         waiting = set(self.members)
         deadline = time.monotonic() + max(self.timeout_s, 10.0)
         while waiting:
-            msg = self._next(deadline, "final metrics")
+            msg = self._next(deadline, "final metrics", waiting)
             if msg.kind is not Kind.METRICS:
                 continue
             waiting.discard(msg.sender)
@@ -205,14 +205,14 @@ class DeploymentCoordinator:
             except Exception:  # best effort: the run is failing already
                 log.debug("could not stop %s", member, exc_info=True)
 
-    def _next(self, deadline: float, what: str) -> Message:
+    def _next(self, deadline: float, what: str, waiting: set[str]) -> Message:
         remaining = deadline - time.monotonic()
         try:
             if remaining <= 0:
                 raise queue.Empty
             return self.transport.recv(NAME, timeout=remaining)
         except queue.Empty:
-            missing = [m for m in self.members if m not in self.addresses] or self.members
+            missing = [m for m in self.members if m in waiting]
             raise RuntimeFailure(
                 f"timed out waiting for {what}; not heard from: {', '.join(missing)}"
             ) from None

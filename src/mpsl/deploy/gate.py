@@ -199,7 +199,14 @@ class CoordinatorGate(Gate):
             return "a data owner reports only its own round"
         if msg.kind is Kind.WEIGHTS and msg.sender not in self.nodes | {"aggregator"}:
             return "weights come from compute nodes and the aggregator"
-        allowed = {Kind.REGISTER, Kind.READY, Kind.ROUND_DONE, Kind.WEIGHTS, Kind.ERROR}
-        if msg.kind not in allowed | {Kind.METRICS}:
+        allowed = {
+            Kind.REGISTER,
+            Kind.READY,
+            Kind.ROUND_DONE,
+            Kind.WEIGHTS,
+            Kind.ERROR,
+            Kind.METRICS,
+        }
+        if msg.kind not in allowed:
             return f"the coordinator does not take {msg.kind.value} messages"
         return None

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from mpsl.data import partition
 from mpsl.deploy.gate import AggregatorGate, Gate, NodeGate, OwnerGate, part_shapes
 from mpsl.deploy.keys import load_credentials
 from mpsl.deploy.transport import ZmqTransport
@@ -27,8 +26,14 @@ from mpsl.models import build_model
 from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.data_owner import DataOwner, Workload
-from mpsl.runtime.engine import Layout, load_run_data, optimizer_factory
+from mpsl.runtime.data_owner import DataOwner
+from mpsl.runtime.engine import (
+    Layout,
+    load_run_data,
+    optimizer_factory,
+    owner_shares,
+    owner_workload,
+)
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message, node_endpoint
 from mpsl.split import split_model
@@ -165,17 +170,11 @@ class Role:
             return node, NodeGate(prev, nxt, *shapes[part])
         if self.role == "data-owner":
             k = int(name[len("owner") :]) - 1
-            data = load_run_data(config)
-            shares = partition(
-                data.train.y.numpy(), owners, config.partition, config.alpha, config.seed
-            )
-            workload = Workload(
-                config.batch_size, config.local_epochs, config.batches_per_epoch, config.seed
-            )
+            share = owner_shares(config, load_run_data(config))[k]
             entry, exit_ = node_endpoint(layout.entry[k]), node_endpoint(layout.exit[k])
             owner = DataOwner(
                 k,
-                data.train.subset(torch.from_numpy(shares[k])),
+                share,
                 parts[0],
                 parts[-1],
                 entry,
@@ -183,7 +182,7 @@ class Role:
                 self.transport,
                 self.events,
                 make_opt,
-                workload,
+                owner_workload(config),
             )
             return owner, OwnerGate(k, entry, exit_, shapes[0][1], shapes[-1][0])
         state = {f"first.{k}": v for k, v in parts[0].state_dict().items()}

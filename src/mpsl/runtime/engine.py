@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mpsl.data import Dataset, load_dataset, partition
+from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.models import LayerChain, build_model
 from mpsl.runtime.aggregator import Aggregator
@@ -120,6 +121,19 @@ def _with_threads(serve: Callable[[], None], threads: int) -> Callable[[], None]
     return run
 
 
+def owner_shares(config: RunConfig, dataset: Dataset) -> list[Labeled]:
+    """Each data owner's training samples under the config's partitioning and seed."""
+    idx = partition(
+        dataset.train.y.numpy(), config.data_owners, config.partition, config.alpha, config.seed
+    )
+    return [dataset.train.subset(torch.from_numpy(i)) for i in idx]
+
+
+def owner_workload(config: RunConfig) -> Workload:
+    """What every data owner trains each round."""
+    return Workload(config.batch_size, config.local_epochs, config.batches_per_epoch, config.seed)
+
+
 def load_run_data(config: RunConfig) -> Dataset:
     """The dataset a config names."""
     shape = tuple(config.input_shape) if config.input_shape else None
@@ -168,7 +182,7 @@ class LocalEngine:
     def _build_roles(self) -> None:
         cfg = self.config
         owners = cfg.data_owners
-        shares = partition(self.dataset.train.y.numpy(), owners, cfg.partition, cfg.alpha, cfg.seed)
+        shares = owner_shares(cfg, self.dataset)
         opt = optimizer_factory(cfg)
         layout = self._layout()
         nodes = [node_endpoint(i) for i in range(len(layout.node_parts))]
@@ -190,11 +204,11 @@ class LocalEngine:
             )
             for i, part in enumerate(layout.node_parts)
         ]
-        workload = Workload(cfg.batch_size, cfg.local_epochs, cfg.batches_per_epoch, cfg.seed)
+        workload = owner_workload(cfg)
         self.owners = [
             DataOwner(
                 k,
-                self.dataset.train.subset(torch.from_numpy(shares[k])),
+                shares[k],
                 copy.deepcopy(self.parts[0]),
                 copy.deepcopy(self.parts[-1]),
                 nodes[layout.entry[k]],
