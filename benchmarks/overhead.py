@@ -1,11 +1,19 @@
 """MP-SL's own overhead: the same model, data and samples trained (a) as plain local training in
 one process and (b) through the in-process MP-SL runtime with P = 4 parts; samples/s and ratio.
 
-    python benchmarks/overhead.py [--json] [--out FILE] [--repeats 5] [--epochs 1]
+    python benchmarks/overhead.py [--json] [--out FILE] [--repeats 7] [--epochs 1]
+                                  [--cuts planned|middle]
 
 The pipeline adds no FLOPs: what it adds (threads, queues, copies, per-owner instances, FedAvg) is
 ours. Workload of both sides: every data owner's share, in as many batches of the case's size,
 for ``--epochs`` local epochs (default 1), one round.
+
+Cuts (P = 4: the data owner keeps the first and the last layer, two compute nodes share the
+rest): ``planned`` (default) is what a user of MP-SL does, ``mpsl plan`` on a profile measured on
+this machine at one thread (every role computes with one), all roles on device "here"; the planner
+balances the two compute nodes. ``middle`` cuts the middle layers at their midpoint whatever they
+cost (ResNet-18's second node then carries two thirds of the work: that imbalance, not overhead,
+bounds the pipeline on two cores).
 
 What each side times, after one untimed warm-up run of each:
 
@@ -21,7 +29,7 @@ What each side times, after one untimed warm-up run of each:
   the timer: building the roles (their part instances included) and starting their threads.
   Evaluation is off on both sides.
 
-Both sides run in this process, alternately, ``--repeats`` times (5: on a shared 2-core machine
+Both sides run in this process, alternately, ``--repeats`` times (7: on a shared 2-core machine
 single runs vary by 20% and more); we report the median of each and the ratio. On Linux each run
 first waits (up to 30 s) for other processes to go quiet.
 """
@@ -38,10 +46,12 @@ import time
 
 import torch
 
-from _common import machine, write
+from _common import local_cluster, machine, write
 from mpsl.data import load_dataset
 from mpsl.data.synthetic import load_synthetic
 from mpsl.models import build_model
+from mpsl.plan import make_plan
+from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import LocalEngine, optimizer_factory, owner_shares
 from mpsl.runtime.local import train_steps
@@ -98,7 +108,24 @@ def wait_quiet(limit_s: float = 30.0, window_s: float = 0.5) -> None:
             return
 
 
-def measure(case: tuple, repeats: int, epochs: int) -> dict:
+def planned_cuts(model: str, shape: tuple[int, ...], batch: int, owners: int) -> list[int]:
+    """The planner's cuts for two compute nodes, from a profile measured here at one thread."""
+    with torch_threads(1):
+        profile = measure_model(
+            model,
+            batch,
+            input_shape=shape,
+            num_classes=10,
+            device_name="here",
+            settings=MeasureSettings(repeats=10, warmup=2),
+        )
+    s = profile.num_layers
+    plan = make_plan(profile, local_cluster(owners, 2, batch, 1), 1, s - 1, hops=2)
+    assert plan.feasible and plan.cuts is not None, plan.reason
+    return list(plan.cuts)
+
+
+def measure(case: tuple, repeats: int, epochs: int, cut_choice: str) -> dict:
     label, model_name, ds_name, shape, batch, owners = case
     if ds_name == "synthetic":
         dataset = load_synthetic(shape, 10, train_size=owners * batch * 8, test_size=batch, seed=0)
@@ -106,6 +133,10 @@ def measure(case: tuple, repeats: int, epochs: int) -> dict:
         dataset = load_dataset(ds_name)
     model = build_model(model_name, 10, shape, seed=0)
     s = model.num_layers
+    if cut_choice == "planned":
+        cuts = planned_cuts(model_name, shape, batch, owners)
+    else:
+        cuts = [1, s // 2, s - 1]
     cfg = RunConfig(
         model=model_name,
         dataset="synthetic",
@@ -113,7 +144,7 @@ def measure(case: tuple, repeats: int, epochs: int) -> dict:
         batch_size=batch,
         local_epochs=epochs,
         rounds=1,
-        cuts=[1, s // 2, s - 1],
+        cuts=cuts,
         seed=0,
     )  # P = 4
     default = torch.get_num_threads()
@@ -135,6 +166,8 @@ def measure(case: tuple, repeats: int, epochs: int) -> dict:
     return {
         "case": label,
         "parts": 4,
+        "cuts": cuts,
+        "cut_choice": cut_choice,
         "data_owners": owners,
         "batch_size": batch,
         "local_epochs": epochs,
@@ -150,19 +183,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/overhead.json)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--cuts", choices=("planned", "middle"), default="planned", help="how to cut (see above)"
+    )
     parser.add_argument("--epochs", type=int, default=1, help="local epochs (both sides)")
     args = parser.parse_args()
     rows = []
     for case in CASES:
-        rows.append(measure(case, args.repeats, args.epochs))
+        rows.append(measure(case, args.repeats, args.epochs, args.cuts))
         if not args.json:
             r = rows[-1]
             spread = ", ".join(
                 f"{name} {min(v):.0f}..{max(v):.0f}" for name, v in r["runs"].items()
             )
             print(
-                f"{r['case']:34s} plain {r['plain_samples_per_s']:9.1f} samples/s "
+                f"{r['case']:34s} cuts {r['cuts']}  "
+                f"plain {r['plain_samples_per_s']:9.1f} samples/s "
                 f"({r['plain_threads']} thr)   MP-SL {r['mpsl_samples_per_s']:9.1f} samples/s   "
                 f"ratio {r['ratio']:.2f}   [{spread}]",
                 file=sys.stderr,

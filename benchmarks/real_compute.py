@@ -29,8 +29,7 @@ import sys
 
 import torch
 
-from _common import machine, write
-from mpsl.cluster import Cluster
+from _common import local_cluster, machine, write
 from mpsl.data.synthetic import load_synthetic
 from mpsl.estimate.calibrate import TaskOverhead, measure_task_overhead, with_task_overhead
 from mpsl.estimate.closed_form import multihop
@@ -53,23 +52,6 @@ CASES = [
 SETTINGS = MeasureSettings(repeats=20, warmup=3)
 
 
-def cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
-    """Everything on device 'here'; in-process messages cost nothing, so links are instant."""
-    return Cluster.model_validate(
-        {
-            "data_owners": [
-                {"count": owners, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}
-            ],
-            "compute_nodes": [
-                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10}
-                for i in range(nodes)
-            ],
-            "links": {"compute_to_compute_bps": 1e15},
-            "training": {"batch_size": batch, "batches_per_epoch": batches, "local_epochs": 1},
-        }
-    )
-
-
 def case(
     model: str,
     shape: tuple[int, ...],
@@ -84,7 +66,7 @@ def case(
     profile = measure_model(
         model, batch, input_shape=shape, num_classes=10, device_name="here", settings=SETTINGS
     )
-    c = cluster(owners, len(cuts) - 1, batch, batches)
+    c = local_cluster(owners, len(cuts) - 1, batch, batches)
     layers_only = pipeline_costs(profile, c, cuts)
     costs = pipeline_costs(with_task_overhead(profile, "here", overhead.ms), c, cuts)
     sim = simulate(costs)

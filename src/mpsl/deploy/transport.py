@@ -12,8 +12,6 @@ the member its key belongs to is refused, so a data owner cannot speak for anoth
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import queue
 import threading
@@ -27,6 +25,7 @@ from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import Credentials
 from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, decode, encode
 from mpsl.errors import ProtocolError
+from mpsl.runtime.allocator import keep_freed_memory
 from mpsl.runtime.messages import Kind, Message
 
 log = logging.getLogger(__name__)
@@ -34,30 +33,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 100
 
 
-def _keep_large_buffers() -> None:
-    """Let glibc reuse freed message buffers instead of mapping fresh pages for each one.
-
-    Each received activation is a new buffer of tens of MB, allocated by libzmq's I/O thread. glibc
-    maps such buffers with mmap and unmaps them on free (and a thread's own arena cannot hold them
-    at all), so every message pays thousands of page faults. One arena with a high mmap threshold
-    lets freed buffers be reused: benchmarks/transport.py measured 1.7 GB/s (3,600 faults per
-    32 MB message) without the arena limit and 2.9-3.2 GB/s (none) with it. Role processes run a
-    handful of threads, so one arena's lock costs little.
-    """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 1 << 31)
-        libc.mallopt(m_arena_max, 1)
-    except (OSError, AttributeError):  # not glibc: keep the platform's allocator as it is
-        return
-
-
-_keep_large_buffers()
+keep_freed_memory()  # received buffers are reused, not mapped afresh for each message
 
 
 class ZmqTransport:

@@ -3,7 +3,7 @@
 Layer i is measured on a real input: the output of layers 1..i-1 on a random batch. One training
 iteration of a layer is: forward, backward with a random upstream gradient (including the gradient
 of the layer's input, which a compute node must send back; not for layer 1, whose input is data),
-and an optimizer step of the layer's own parameters (torch.optim.SGD, momentum 0.9 by default).
+and an optimizer step of the layer's own parameters (the runtime's SGD, momentum 0.9 by default).
 Each phase is timed with ``time.perf_counter_ns`` after warm-up iterations, and the times of the
 repeats are reduced to a trimmed mean.
 
@@ -43,6 +43,7 @@ from mpsl.errors import ConfigError
 from mpsl.models import MODELS, LayerChain, build_model
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.quiet import silenced
+from mpsl.runtime.training import make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,7 @@ class _LayerRun:
         self.x = x.detach()
         if not is_data and self.x.is_floating_point():
             self.x.requires_grad_(True)
-        self.opt = (
-            torch.optim.SGD(self.params, lr=s.lr, momentum=s.momentum) if self.params else None
-        )
+        self.opt = make_optimizer(self.params, "sgd", s.lr, s.momentum)
         with torch.no_grad():
             out = layer(self.x)
         self.upstream = torch.randn(out.shape, dtype=out.dtype)

@@ -21,6 +21,7 @@ from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.models import LayerChain, build_model
 from mpsl.runtime.aggregator import Aggregator
+from mpsl.runtime.allocator import keep_freed_memory
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
@@ -141,7 +142,10 @@ def load_run_data(config: RunConfig) -> Dataset:
 
 
 class LocalEngine:
-    """Runs MP-SL with every role as a thread of this process."""
+    """Runs MP-SL with every role as a thread of this process.
+
+    Building one switches this process's allocator to keep freed memory (``keep_freed_memory``).
+    """
 
     def __init__(
         self,
@@ -156,6 +160,7 @@ class LocalEngine:
         orders: Mapping[int, Sequence[tuple[int, str]]] | None = None,
         threads_per_role: int | None = None,
     ) -> None:
+        keep_freed_memory()
         self.config = config
         self.dataset = dataset or load_run_data(config)
         self.model = model or build_model(

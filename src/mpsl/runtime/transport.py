@@ -88,6 +88,9 @@ class InProcessTransport:
         self._inboxes: dict[str, queue.PriorityQueue[tuple[float, int, Message]]] = defaultdict(
             queue.PriorityQueue
         )
+        # Without a link model every message is due when sent: a C-level FIFO per endpoint, whose
+        # blocking get releases the interpreter lock, instead of a Python Condition per delivery.
+        self._instant: dict[str, queue.SimpleQueue[Message]] = defaultdict(queue.SimpleQueue)
         self._roles: dict[str, _Role] = {}
         self._bounding: set[_Role] = set()  # roles whose promise is finite
         self._lock = threading.Lock()
@@ -108,10 +111,16 @@ class InProcessTransport:
     def send(self, dest: str, msg: Message) -> None:
         """Deliver now, or at the emulated arrival time if the link is modelled."""
         # An emulated sender hands over when its emulated task ended, not when its thread woke.
+        if self._link_model is None:
+            with self._lock:
+                self.bytes_sent[(msg.sender, dest)] += msg.nbytes
+                inbox = self._instant[dest]
+            inbox.put(msg)
+            return
         now = TIMELINE.send_time(self)
         with self._lock:
             self.bytes_sent[(msg.sender, dest)] += msg.nbytes
-            link = self._link_model(msg.sender, dest, msg) if self._link_model else None
+            link = self._link_model(msg.sender, dest, msg)
             if link is None:
                 self._put(dest, now, next(self._seq), msg)
                 return
@@ -125,14 +134,16 @@ class InProcessTransport:
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
         """Next message for ``endpoint``; tells the calling thread's timeline when it was due."""
+        if self._link_model is None:
+            with self._lock:
+                instant = self._instant[endpoint]
+            return instant.get(timeout=timeout)
         with self._lock:
             inbox = self._inboxes[endpoint]
-            role = self._role(endpoint) if self._link_model is not None else None
-            if role is not None and timeout != 0:
+            role = self._role(endpoint)
+            if timeout != 0:
                 role.blocked = True
                 self._changed(role)
-        if role is None:
-            return inbox.get(timeout=timeout)[2]
         try:
             due, seq, msg = inbox.get(timeout=timeout)
         except queue.Empty:
