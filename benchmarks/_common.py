@@ -10,8 +10,6 @@ from typing import Any
 
 import torch
 
-from mpsl.cluster import Cluster
-
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -31,21 +29,3 @@ def write(name: str, data: dict[str, Any], out: str | None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
-
-
-def local_cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
-    """This machine as a cluster: every role on device 'here'; in-process messages cost nothing,
-    so links are instant. ``batches``: per local epoch."""
-    return Cluster.model_validate(
-        {
-            "data_owners": [
-                {"count": owners, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}
-            ],
-            "compute_nodes": [
-                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10}
-                for i in range(nodes)
-            ],
-            "links": {"compute_to_compute_bps": 1e15},
-            "training": {"batch_size": batch, "batches_per_epoch": batches, "local_epochs": 1},
-        }
-    )

@@ -46,9 +46,10 @@ import time
 
 import torch
 
-from _common import local_cluster, machine, write
+from _common import machine, write
 from mpsl.data import load_dataset
 from mpsl.data.synthetic import load_synthetic
+from mpsl.estimate.calibrate import local_cluster
 from mpsl.models import build_model
 from mpsl.plan import make_plan
 from mpsl.profile.measure import MeasureSettings, measure_model

@@ -29,9 +29,14 @@ import sys
 
 import torch
 
-from _common import local_cluster, machine, write
+from _common import machine, write
 from mpsl.data.synthetic import load_synthetic
-from mpsl.estimate.calibrate import TaskOverhead, measure_task_overhead, with_task_overhead
+from mpsl.estimate.calibrate import (
+    TaskOverhead,
+    local_cluster,
+    measure_task_overhead,
+    with_task_overhead,
+)
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.costs import pipeline_costs
 from mpsl.estimate.memory import node_memory_bytes, part_activation_bytes

@@ -39,6 +39,22 @@ def test_measure_writes_a_profile_and_merges_a_second_device(
     assert merged.devices() == ["a", "b"] and merged.num_layers == 6
 
 
+def test_task_overhead_flag_stores_the_measured_overhead_for_the_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "digits.json"
+    args = ["profile", *QUICK, "--batch-size", "4", "--out", str(out), "--device-name", "a"]
+    code, _, err = run([*args, "--threads", "1", "--task-overhead"], monkeypatch, capsys)
+    assert code == 0 and "runtime overhead per task on a:" in err
+    profile = Profile.load(out)
+    stored = (profile.task_overhead_ms or {})["a"]
+    assert f"{stored:.3f} ms" in err
+    assert profile.task_overhead("a") == stored >= 0
+    assert Profile.load(out).task_overhead("b") == 0.0
+    code, _, err = run(args, monkeypatch, capsys)  # without the flag: nothing measured
+    assert code == 0 and "overhead" not in err and Profile.load(out).task_overhead_ms is None
+
+
 def test_merge_refuses_another_batch_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

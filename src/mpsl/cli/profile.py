@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mpsl.cli.common import parse_ints
 from mpsl.errors import ConfigError, FormatError
+from mpsl.estimate.calibrate import measure_task_overhead, with_task_overhead
 from mpsl.profile.format import Profile
 from mpsl.profile.measure import MeasureSettings, default_device_name, measure_model
 from mpsl.profile.reference import import_all
@@ -81,6 +82,13 @@ def measure(
     merge: Annotated[
         bool, typer.Option("--merge", help="Add this device's timings to an existing --out.")
     ] = False,
+    task_overhead: Annotated[
+        bool,
+        typer.Option(
+            "--task-overhead",
+            help="Also measure the runtime's per-task overhead here (runs a short calibration).",
+        ),
+    ] = False,
 ) -> None:
     """Measure MODEL at BATCH_SIZE on this machine's CPU and write a profile to OUT."""
     if ctx.invoked_subcommand is not None:
@@ -116,6 +124,14 @@ def measure(
             device_name=device,
             settings=settings,
             progress=step,
+        )
+    if task_overhead:
+        with err.status("measuring the runtime's per-task overhead (calibration workload)"):
+            overhead = measure_task_overhead(threads=threads, settings=settings)
+        profile = with_task_overhead(profile, device, overhead.ms)
+        err.print(
+            f"runtime overhead per task on {device}: {overhead.ms:.3f} ms "
+            f"(median of {len(overhead.per_round_ms)} rounds of {overhead.tasks_per_round} tasks)"
         )
     if existing is not None:
         if existing.batch_size != profile.batch_size:

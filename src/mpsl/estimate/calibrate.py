@@ -40,16 +40,20 @@ class TaskOverhead:
     tasks_per_round: int
 
 
-def calibration_cluster(batches: int) -> Cluster:
-    """One data owner and two compute nodes on device ``here``; in-process links are instant."""
+def local_cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
+    """This machine as a cluster: every role on device ``here``, instant links (in-process
+    messages cost nothing beyond the per-task overhead); ``batches`` per local epoch."""
     return Cluster.model_validate(
         {
-            "data_owners": [{"count": 1, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}],
+            "data_owners": [
+                {"count": owners, "device": "here", "memory_bytes": 1e10, "link_bps": 1e15}
+            ],
             "compute_nodes": [
-                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10} for i in range(2)
+                {"name": f"node{i + 1}", "device": "here", "memory_bytes": 1e10}
+                for i in range(nodes)
             ],
             "links": {"compute_to_compute_bps": 1e15},
-            "training": {"batch_size": BATCH, "batches_per_epoch": batches, "local_epochs": 1},
+            "training": {"batch_size": batch, "batches_per_epoch": batches, "local_epochs": 1},
         }
     )
 
@@ -76,7 +80,7 @@ def measure_task_overhead(
         profile = measure_model(
             MODEL, BATCH, input_shape=SHAPE, device_name="here", settings=settings
         )
-        costs = pipeline_costs(profile, calibration_cluster(batches), CUTS)
+        costs = pipeline_costs(profile, local_cluster(1, 2, BATCH, batches), CUTS)
         predicted_ms = simulate(costs).round_ms
         tasks = batches * (3 + 2 * len(costs.nodes))
         data = load_synthetic(SHAPE, 10, train_size=BATCH * batches, test_size=BATCH, seed=seed)
