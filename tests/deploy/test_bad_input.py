@@ -1,5 +1,6 @@
 """Bad input at a compute node: logged, dropped, and the node keeps serving everyone else."""
 
+import dataclasses
 import json
 import queue
 import threading
@@ -26,7 +27,7 @@ LIMIT = 1 << 20  # the node refuses messages over 1 MiB
 class Site:
     """node1 (a real ComputeNode) and its peers: coordinator, node2, owner1, owner2."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, start=True):
         names = ["coordinator", "node1", "node2", "owner1", "owner2"]
         self.keys = tmp_path / "keys"
         create_keys(self.keys, names)
@@ -57,13 +58,17 @@ class Site:
         self.raw_socks: list[zmq.Socket] = []
         self.thread = threading.Thread(target=self.node.serve, daemon=True)
         self.thread.start()
+        if start:
+            self.start_round(0)
+
+    def start_round(self, r):
         self.send(
             "coordinator",
             Message(
                 Kind.ROUND_START,
                 "coordinator",
                 owner=2,
-                round=0,
+                round=r,
                 tensors=self.parts[1].state_dict(),
             ),
         )
@@ -168,6 +173,28 @@ def test_bad_messages_are_dropped_and_the_node_keeps_serving(site):
     site.send("node2", site.gradient(0, 0))
     grad = site.expect("owner1", Kind.GRADIENT, 0, 0)
     assert grad.tensor is not None and grad.tensor.shape == (4, *site.in_shape)
+
+
+def test_a_batch_that_overtakes_its_round_start_waits_for_it(tmp_path):
+    # Another connection can deliver a data owner's first activation before the coordinator's
+    # (larger) round start: it waits, then is checked and served, not refused.
+    site = Site(tmp_path, start=False)
+    try:
+        site.send("owner1", site.activation(0, 0))
+        site.send("owner2", site.activation(1, 0, shape=(4, 3)))  # early, and bad
+        for _ in range(100):
+            if len(site.node_t._ahead) == 2:
+                break
+            threading.Event().wait(0.05)
+        assert len(site.node_t._ahead) == 2 and site.node_t.rejected == []
+        site.start_round(0)
+        site.expect("node2", Kind.ACTIVATION, 0, 0)
+        site.rejected_with("tensor shape", 1)
+        # Two rounds ahead is refused outright.
+        site.send("owner1", dataclasses.replace(site.activation(0, 1), round=2))
+        site.rejected_with("round 2, but round 0 is running", 2)
+    finally:
+        site.close()
 
 
 def test_an_oversized_message_never_reaches_the_node(site):

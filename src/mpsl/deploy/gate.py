@@ -53,6 +53,12 @@ class Gate:
             return None
         return self.traffic(msg)
 
+    def ahead(self, msg: Message) -> bool:
+        """Whether ``msg`` belongs to the round after the running one: it may arrive before that
+        round's start (another connection, a smaller message), so it waits instead of being
+        refused, and is checked once the round starts."""
+        return msg.kind not in CONTROL and msg.round == self.round + 1
+
     def traffic(self, msg: Message) -> str | None:
         """Check a message that is not control traffic."""
         return f"{msg.kind.value} messages are not for this role"

@@ -31,6 +31,8 @@ from mpsl.runtime.messages import Kind, Message
 log = logging.getLogger(__name__)
 
 POLL_MS = 100
+# Messages of the next round kept until its start: one batch per data owner and hop at a time.
+MAX_AHEAD = 4096
 
 
 keep_freed_memory()  # received buffers are reused, not mapped afresh for each message
@@ -54,6 +56,7 @@ class ZmqTransport:
         self.gate = gate
         self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
         self.rejected: list[str] = []  # reasons, in order; also logged
+        self._ahead: list[tuple[Message, str | None]] = []  # next round's, before its start
         self.last_seen: dict[str, float] = {}
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._ctx = zmq.Context()
@@ -177,12 +180,29 @@ class ZmqTransport:
         if msg.kind is Kind.HEARTBEAT:
             self.last_seen[msg.sender] = time.monotonic()
             return
+        if self.gate is not None and self.gate.ahead(msg):
+            if len(self._ahead) >= MAX_AHEAD:
+                self._reject(
+                    f"{msg.kind.value} from {msg.sender} refused: too many messages "
+                    f"ahead of round {msg.round}'s start"
+                )
+            else:
+                self._ahead.append((msg, peer))
+            return
+        self._admit(msg, peer)
+
+    def _admit(self, msg: Message, peer: str | None) -> None:
         reason = self.gate.check(msg, peer) if self.gate else None
         if reason:
             self._reject(f"{msg.kind.value} from {msg.sender} refused: {reason}")
             return
         self.last_seen[msg.sender] = time.monotonic()
         self._inbox.put(msg)
+        if msg.kind is Kind.ROUND_START and self._ahead:
+            # The round has started: what came ahead of it is checked now, in arrival order.
+            waiting, self._ahead = self._ahead, []
+            for early, sender in waiting:
+                self._admit(early, sender)
 
     def _peer(self, frame: zmq.Frame) -> str | None:
         """The authorized member whose key sent ``frame`` (None without CURVE)."""
