@@ -54,10 +54,8 @@ class Gate:
         return self.traffic(msg)
 
     def ahead(self, msg: Message) -> bool:
-        """Whether ``msg`` belongs to the round after the running one: it may arrive before that
-        round's start (another connection, a smaller message), so it waits instead of being
-        refused, and is checked once the round starts."""
-        return msg.kind not in CONTROL and msg.round == self.round + 1
+        """Whether ``msg`` is to wait for the next round start, to be checked then."""
+        return False
 
     def traffic(self, msg: Message) -> str | None:
         """Check a message that is not control traffic."""
@@ -91,6 +89,11 @@ class NodeGate(Gate):
         self.prev_hop, self.next_hop = prev_hop, next_hop  # data owner -> peer, for those served
         self.in_shape, self.out_shape = in_shape, out_shape
         self.pending: dict[tuple[int, int], int] = {}  # (owner, batch) -> batch size
+
+    def ahead(self, msg: Message) -> bool:
+        """A task of the round after the running one: a data owner's activation can arrive before
+        the coordinator's round start (another connection; the start carries the weights)."""
+        return msg.kind in (Kind.ACTIVATION, Kind.GRADIENT) and msg.round == self.round + 1
 
     def traffic(self, msg: Message) -> str | None:
         """Activations and gradients of the data owners this node serves, in order."""
