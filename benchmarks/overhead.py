@@ -122,7 +122,8 @@ def planned_cuts(model: str, shape: tuple[int, ...], batch: int, owners: int) ->
         )
     s = profile.num_layers
     plan = make_plan(profile, local_cluster(owners, 2, batch, 1), 1, s - 1, hops=2)
-    assert plan.feasible and plan.cuts is not None, plan.reason
+    if not plan.feasible or plan.cuts is None:
+        raise SystemExit(f"{model}: no plan for two compute nodes: {plan.reason}")
     return list(plan.cuts)
 
 

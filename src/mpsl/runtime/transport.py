@@ -76,8 +76,8 @@ class _Role:
 class InProcessTransport:
     """Thread-safe in-memory delivery with optional link emulation and per-link byte counts.
 
-    Each inbox hands out messages in the order they were due (for instant delivery: the sender's
-    time of sending, in emulated time when the sender is an emulated device).
+    Each inbox hands out messages in the order they were due: with a link model, their emulated
+    arrival; without one, the order they were handed over.
     """
 
     # A task message held back for ordering is delivered anyway this long after it was due: a
@@ -110,13 +110,13 @@ class InProcessTransport:
 
     def send(self, dest: str, msg: Message) -> None:
         """Deliver now, or at the emulated arrival time if the link is modelled."""
-        # An emulated sender hands over when its emulated task ended, not when its thread woke.
         if self._link_model is None:
             with self._lock:
                 self.bytes_sent[(msg.sender, dest)] += msg.nbytes
                 inbox = self._instant[dest]
             inbox.put(msg)
             return
+        # An emulated sender hands over when its emulated task ended, not when its thread woke.
         now = TIMELINE.send_time(self)
         with self._lock:
             self.bytes_sent[(msg.sender, dest)] += msg.nbytes
