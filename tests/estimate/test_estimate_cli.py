@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mpsl.cli import main
+from cli_run import run
 from mpsl.cluster import Cluster
 from mpsl.errors import FormatError
 from mpsl.profile.format import LayerProfile, Profile, Timing
@@ -25,18 +24,6 @@ CLUSTER: dict[str, Any] = {
     "links": {"compute_to_compute_bps": 7.13e9},
     "training": {"batch_size": 128, "batches_per_epoch": 2, "local_epochs": 1},
 }
-
-
-def run(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    """Run ``mpsl ARGS`` through main(); (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["mpsl", *args])
-    monkeypatch.setenv("COLUMNS", "120")
-    with pytest.raises(SystemExit) as done:
-        main()
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 def write(tmp_path: Path, data: dict[str, Any], name: str = "cluster.json") -> str:

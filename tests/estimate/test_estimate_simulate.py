@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mpsl.errors import ConfigError
@@ -12,17 +14,7 @@ from mpsl.estimate.simulate import QueuePolicy, simulate
 
 def owner(count: int = 1, name: str = "g", **ms: float) -> OwnerCosts:
     """A data-owner group; every time not given is 0."""
-    keys = [
-        "first_fwd_ms",
-        "first_bwd_ms",
-        "last_ms",
-        "up_act_ms",
-        "down_act_ms",
-        "up_grad_ms",
-        "down_grad_ms",
-        "upload_model_ms",
-        "download_model_ms",
-    ]
+    keys = [f.name for f in dataclasses.fields(OwnerCosts)][2:]  # after name and count
     return OwnerCosts(name=name, count=count, **{k: ms.get(k, 0.0) for k in keys})
 
 

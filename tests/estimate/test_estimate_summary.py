@@ -9,7 +9,7 @@ from mpsl.errors import ConfigError
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.costs import pipeline_costs
 from mpsl.estimate.memory import memory_by_role
-from mpsl.estimate.simulate import ideal_round_ms, simulate_deployment
+from mpsl.estimate.simulate import simulate_deployment
 from mpsl.estimate.summary import estimate
 from mpsl.profile.format import Profile
 
@@ -72,7 +72,7 @@ def test_sim_estimate_reports_phases_queues_and_links() -> None:
     assert set(out["queues"]) == {"vm1", "vm2"} and set(out["links"]) == {"vm1->vm2", "vm2->vm1"}
     assert out["links"]["vm1->vm2"]["transfers"] == 4 * 6
     assert est.trace and est.round_ms == pytest.approx(
-        ideal_round_ms(p, c, CUTS, policy="backward-first")
+        simulate_deployment(p, c, CUTS, policy="backward-first").round_ms
     )
 
 

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from mpsl.cli import main
+from cli_run import run
 from mpsl.profile.format import Profile
 
 QUICK = ["--model", "digits_cnn", "--repeats", "1", "--warmup", "0"]
-
-
-def run(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    """Run ``mpsl ARGS`` through main(); (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["mpsl", *args])
-    monkeypatch.setenv("COLUMNS", "120")
-    with pytest.raises(SystemExit) as done:
-        main()
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 def test_measure_writes_a_profile_and_merges_a_second_device(

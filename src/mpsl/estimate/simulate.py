@@ -385,25 +385,3 @@ def simulate_deployment(
         hop_latency_ms=hop_latencies_ms(costs, cluster),
         trace=trace,
     )
-
-
-def ideal_round_ms(
-    profile: Profile,
-    cluster: Cluster,
-    cuts: Sequence[int],
-    nodes: Sequence[str] | None = None,
-    *,
-    policy: QueuePolicy | str = QueuePolicy.FIFO,
-    stragglers: Mapping[int, float] | None = None,
-    aggregator_ms: float = 0.0,
-) -> float:
-    """The round time (ms) a perfect emulated run of this setting would take."""
-    return simulate_deployment(
-        profile,
-        cluster,
-        cuts,
-        nodes,
-        policy=policy,
-        stragglers=stragglers,
-        aggregator_ms=aggregator_ms,
-    ).round_ms
