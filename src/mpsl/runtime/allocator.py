@@ -17,11 +17,11 @@ def keep_freed_memory() -> bool:
     freed every task by several threads. By default glibc maps such buffers with mmap and unmaps
     them on free, a thread's own arena cannot hold them, and freed heap tops go back to the
     kernel: every task pays page faults. One arena with high mmap and trim thresholds keeps freed
-    buffers for the next task. Measured on 2 cores: a ResNet-18 round of 4 data owners took
-    300,000 page faults and 0.6-1.0 s of system time before, ~50 faults and 0.05 s after
-    (throughput +20-30%); benchmarks/transport.py went from 1.7 to 2.9-3.2 GB/s (3,600 faults
-    per 32 MB message before). The cost: memory freed during training stays with the process.
-    Process-wide and applied once; a no-op on other C libraries.
+    buffers for the next task. Measured once on 2 cores (a diagnostic script, not a benchmark):
+    a ResNet-18 round of 4 data owners took 300,000 page faults and 0.6-1.0 s of system time
+    before, ~50 faults and 0.05 s after (throughput +20-30%); benchmarks/transport.py went from
+    1.7 to 2.9-3.2 GB/s (3,600 faults per 32 MB message before). The cost: memory freed during
+    training stays with the process. Process-wide and applied once; a no-op on other C libraries.
     """
     name = ctypes.util.find_library("c")
     if not name:
