@@ -4,16 +4,16 @@ one process and (b) through the in-process MP-SL runtime with P = 4 parts; sampl
     python benchmarks/overhead.py [--json] [--out FILE] [--repeats 7] [--epochs 1]
                                   [--cuts planned|middle]
 
-The pipeline adds no FLOPs: what it adds (threads, queues, copies, per-owner instances, FedAvg) is
-ours. Workload of both sides: every data owner's share, in as many batches of the case's size,
+The pipeline adds no FLOPs: what it adds (scheduling, queues, copies, per-owner instances, FedAvg)
+is ours. Workload of both sides: every data owner's share, in as many batches of the case's size,
 for ``--epochs`` local epochs (default 1), one round.
 
 Cuts (P = 4: the data owner keeps the first and the last layer, two compute nodes share the
 rest): ``planned`` (default) is what a user of MP-SL does, ``mpsl plan`` on a profile measured on
-this machine at one thread (every role computes with one), all roles on device "here"; the planner
-balances the two compute nodes. ``middle`` cuts the middle layers at their midpoint whatever they
-cost (ResNet-18's second node then carries two thirds of the work: that imbalance, not overhead,
-bounds the pipeline on two cores).
+this machine at one thread (every role of the threads engine computes with one), all roles on
+device "here"; the planner balances the two compute nodes. ``middle`` cuts the middle layers at
+their midpoint whatever they cost (ResNet-18's second node then carries two thirds of the work:
+with a thread per role, that imbalance, not overhead, bounds the pipeline on two cores).
 
 What each side times, after one untimed warm-up run of each:
 
@@ -24,13 +24,14 @@ What each side times, after one untimed warm-up run of each:
 - MP-SL: ``RoundResult.seconds`` of ``LocalEngine``: from the coordinator sending the global
   weights, through every data owner's batches on every part instance, to both FedAvg steps (the
   compute nodes' and the aggregator's) and the new global model installed. Events and memory
-  accounting are on, as in every run. The engine gets the default thread budget and shares it
-  among its role threads itself (``engine.share_cores``: 1 thread per role on 2 cores). Outside
-  the timer: building the roles (their part instances included) and starting their threads.
+  accounting are on, as in every run. Twice: with ``mpsl run``'s default, cooperative scheduling
+  (every role a greenlet of the calling thread, each task with torch's default threads): the
+  ratio; and with a thread per role (``engine.share_cores``: 1 torch thread per role on 2 cores),
+  reported beside it. Outside the timer: building the roles (their part instances included).
   Evaluation is off on both sides.
 
-Both sides run in this process, alternately, ``--repeats`` times (7: on a shared 2-core machine
-single runs vary by 20% and more); we report the median of each and the ratio. On Linux each run
+All three run in this process, alternately, ``--repeats`` times (7: on a shared 2-core machine
+single runs vary by 20% and more); we report the median of each and the ratios. On Linux each run
 first waits (up to 30 s) for other processes to go quiet.
 """
 
@@ -54,7 +55,7 @@ from mpsl.models import build_model
 from mpsl.plan import make_plan
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, optimizer_factory, owner_shares
+from mpsl.runtime.engine import SCHEDULING, LocalEngine, optimizer_factory, owner_shares
 from mpsl.runtime.local import train_steps
 from mpsl.runtime.training import batch_plan, torch_threads
 
@@ -78,9 +79,11 @@ def plain(cfg: RunConfig, dataset, model) -> tuple[float, int]:
     return time.perf_counter() - start, samples
 
 
-def mpsl(cfg: RunConfig, dataset, model) -> tuple[float, int]:
+def mpsl(cfg: RunConfig, dataset, model, scheduling: str) -> tuple[float, int]:
     """Seconds and samples of one MP-SL round (training only, aggregation included)."""
-    engine = LocalEngine(cfg, dataset=dataset, model=copy.deepcopy(model), evaluate=False)
+    engine = LocalEngine(
+        cfg, dataset=dataset, model=copy.deepcopy(model), evaluate=False, scheduling=scheduling
+    )
     result = engine.run()
     return result.rounds[0].seconds, result.rounds[0].samples
 
@@ -152,19 +155,24 @@ def measure(case: tuple, repeats: int, epochs: int, cut_choice: str) -> dict:
     default = torch.get_num_threads()
     settings = sorted({default, 1})
     plain(cfg, dataset, model)  # warm-up: allocator, kernels
-    mpsl(cfg, dataset, model)
-    runs: dict[str, list[float]] = {f"plain_{t}_threads": [] for t in settings} | {"mpsl": []}
+    for scheduling in SCHEDULING:
+        mpsl(cfg, dataset, model, scheduling)
+    runs: dict[str, list[float]] = {f"plain_{t}_threads": [] for t in settings}
+    runs |= {f"mpsl_{s}": [] for s in SCHEDULING}
     for _ in range(repeats):
         for t in settings:
             with torch_threads(t):
                 wait_quiet()
                 seconds, samples = plain(cfg, dataset, model)
             runs[f"plain_{t}_threads"].append(samples / seconds)
-        wait_quiet()
-        seconds, samples = mpsl(cfg, dataset, model)
-        runs["mpsl"].append(samples / seconds)
+        for scheduling in SCHEDULING:
+            wait_quiet()
+            seconds, samples = mpsl(cfg, dataset, model, scheduling)
+            runs[f"mpsl_{scheduling}"].append(samples / seconds)
     best = max(settings, key=lambda t: statistics.median(runs[f"plain_{t}_threads"]))
-    p, m = statistics.median(runs[f"plain_{best}_threads"]), statistics.median(runs["mpsl"])
+    p = statistics.median(runs[f"plain_{best}_threads"])
+    m = statistics.median(runs["mpsl_cooperative"])
+    t = statistics.median(runs["mpsl_threads"])
     return {
         "case": label,
         "parts": 4,
@@ -177,6 +185,8 @@ def measure(case: tuple, repeats: int, epochs: int, cut_choice: str) -> dict:
         "plain_samples_per_s": p,
         "mpsl_samples_per_s": m,
         "ratio": m / p,
+        "threads_samples_per_s": t,
+        "threads_ratio": t / p,
         "runs": runs,
     }
 
@@ -203,7 +213,7 @@ def main() -> None:
                 f"{r['case']:34s} cuts {r['cuts']}  "
                 f"plain {r['plain_samples_per_s']:9.1f} samples/s "
                 f"({r['plain_threads']} thr)   MP-SL {r['mpsl_samples_per_s']:9.1f} samples/s   "
-                f"ratio {r['ratio']:.2f}   [{spread}]",
+                f"ratio {r['ratio']:.2f} (threads engine {r['threads_ratio']:.2f})   [{spread}]",
                 file=sys.stderr,
             )
     data = {"benchmark": "overhead", "goal": "ratio >= 0.8", "machine": machine(), "cases": rows}

@@ -21,6 +21,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
+@pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
 @pytest.mark.parametrize(
     ("model", "cuts", "optimizer", "partitioning"),
     [
@@ -29,7 +30,9 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
         ("lenet5", [1, 2, 4, 6], "sgd", "dirichlet"),  # P = 5
     ],
 )
-def test_one_round_equivalence_with_fedavg_of_local_training(model, cuts, optimizer, partitioning):
+def test_one_round_equivalence_with_fedavg_of_local_training(
+    model, cuts, optimizer, partitioning, scheduling
+):
     shape = (1, 8, 8) if model == "digits_cnn" else (1, 16, 16)
     data = load_synthetic(shape, 10, train_size=96, test_size=16, seed=3)
     cfg = RunConfig(
@@ -49,7 +52,7 @@ def test_one_round_equivalence_with_fedavg_of_local_training(model, cuts, optimi
     )
     start = build_model(model, 10, shape, seed=5)
     reference_start = copy.deepcopy(start)
-    result = LocalEngine(cfg, dataset=data, model=start).run()
+    result = LocalEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
 
     shares_idx = partition(data.train.y.numpy(), 3, partitioning, 1.0, 11)
     shares = [data.train.subset(torch.from_numpy(i)) for i in shares_idx]
@@ -61,7 +64,8 @@ def test_one_round_equivalence_with_fedavg_of_local_training(model, cuts, optimi
     assert _max_diff(reference_start.state_dict(), expected) > 1e-3
 
 
-def test_rounds_after_the_first_still_match_fedavg_of_local_training():
+@pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
+def test_rounds_after_the_first_still_match_fedavg_of_local_training(scheduling):
     """Round two starts compute nodes' reused part instances from the averaged weights."""
     shape = (1, 8, 8)
     data = load_synthetic(shape, 10, train_size=72, test_size=8, seed=4)
@@ -77,7 +81,7 @@ def test_rounds_after_the_first_still_match_fedavg_of_local_training():
     )
     start = build_model("digits_cnn", 10, shape, seed=2)
     reference = copy.deepcopy(start)
-    result = LocalEngine(cfg, dataset=data, model=start).run()
+    result = LocalEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
 
     shares_idx = partition(data.train.y.numpy(), 3, "iid", 0.5, 7)
     shares = [data.train.subset(torch.from_numpy(i)) for i in shares_idx]
@@ -90,12 +94,18 @@ def test_rounds_after_the_first_still_match_fedavg_of_local_training():
     assert _max_diff(after_first, expected) > 1e-3
 
 
-def test_runs_are_deterministic_whatever_the_arrival_order():
+@pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
+def test_runs_are_deterministic_whatever_the_arrival_order(scheduling):
     """FedAvg sums in data-owner order, not in the order the threads happened to finish."""
     data = load_synthetic((1, 8, 8), 10, train_size=64, test_size=8, seed=1)
     cfg = RunConfig(dataset="synthetic", data_owners=4, cuts=[1, 3, 5], rounds=1, batch_size=8)
     states = [
-        LocalEngine(cfg, dataset=data, model=build_model("digits_cnn", 10, (1, 8, 8), seed=0))
+        LocalEngine(
+            cfg,
+            dataset=data,
+            model=build_model("digits_cnn", 10, (1, 8, 8), seed=0),
+            scheduling=scheduling,
+        )
         .run()
         .model.state_dict()
         for _ in range(2)

@@ -23,15 +23,16 @@ from mpsl.runtime.training import fedavg
 DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
 
 
-def _run(**kw):
+def _run(scheduling: str = "cooperative", **kw):
     cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=3, batch_size=10, **kw)
-    return LocalEngine(cfg, dataset=DATA).run()
+    return LocalEngine(cfg, dataset=DATA, scheduling=scheduling).run()
 
 
+@pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
 @pytest.mark.parametrize("policy", ["fifo", "backward-first"])
 @pytest.mark.parametrize("cuts", [[1, 5], [1, 3, 5], [1, 2, 3, 5]])
-def test_every_task_runs_once_per_batch(policy, cuts):
-    res = _run(cuts=cuts, queue_policy=policy, partition="dirichlet", alpha=0.5)
+def test_every_task_runs_once_per_batch(policy, cuts, scheduling):
+    res = _run(scheduling, cuts=cuts, queue_policy=policy, partition="dirichlet", alpha=0.5)
     nodes = len(cuts) - 1
     batches = {(r.owner, r.batch) for r in res.events.records if r.kind == "first_fwd"}
     for kind in ("fwd", "bwd"):
@@ -52,8 +53,9 @@ def test_queue_policies_order_tasks():
         TaskQueue("lifo")
 
 
-def test_pipeline_overlaps_data_owners():
-    res = _run(cuts=[1, 3, 5])
+@pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
+def test_pipeline_overlaps_data_owners(scheduling):
+    res = _run(scheduling, cuts=[1, 3, 5])
     node1 = sorted(
         (r for r in res.events.records if r.node == "node1" and r.kind in ("fwd", "bwd")),
         key=lambda r: r.start,
@@ -180,7 +182,9 @@ def test_run_plans_first_with_plan_auto(tmp_path):
     assert missing.exit_code != 0 and "needs --cluster" in str(missing.exception)
 
 
-def test_roles_share_the_cores_and_the_callers_threads_come_back():
+@pytest.mark.parametrize(("scheduling", "threads"), [("threads", 2), ("cooperative", 6)])
+def test_roles_share_the_cores_and_the_callers_threads_come_back(scheduling, threads):
+    """Threads: 6 torch threads for 2 data owners and 1 compute node; cooperative: all 6 each."""
     assert share_cores(2, 6) == 1 and share_cores(16, 6) == 2
     assert share_cores(8, 1) == 8 and share_cores(1, 3) == 1
     seen: set[int] = set()
@@ -194,8 +198,9 @@ def test_roles_share_the_cores_and_the_callers_threads_come_back():
     try:
         torch.set_num_threads(6)
         cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=2, batch_size=30, cuts=[1, 5])
-        LocalEngine(cfg, dataset=DATA, devices={"node1": Probe(), "owner1": Probe()}).run()
-        assert seen == {2}  # 6 threads for 2 data owners and 1 compute node
+        devices = {"node1": Probe(), "owner1": Probe()}
+        LocalEngine(cfg, dataset=DATA, devices=devices, scheduling=scheduling).run()
+        assert seen == {threads}
         assert torch.get_num_threads() == 6
     finally:
         torch.set_num_threads(before)

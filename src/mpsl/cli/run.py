@@ -18,7 +18,7 @@ from mpsl.runtime.config import RunConfig
 if TYPE_CHECKING:
     from mpsl.runtime.engine import RunResult
 
-ENGINES = ("local", "processes")
+ENGINES = ("local", "threads", "processes")
 
 
 def run(
@@ -52,7 +52,11 @@ def run(
     first_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps 1..A.")] = None,
     last_cut: Annotated[int | None, typer.Option(help="--plan auto: owner keeps B+1..S.")] = None,
     engine: Annotated[
-        str, typer.Option(help="local (threads) or processes (every role a process, encrypted).")
+        str,
+        typer.Option(
+            help="local (roles take turns in one thread), threads (every role a thread) or "
+            "processes (every role a process, encrypted)."
+        ),
     ] = "local",
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
 ) -> None:
@@ -103,7 +107,8 @@ def run(
         train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member))
         return
     assignment, orders = load_schedule(cfg.schedule) if cfg.schedule else (None, None)
-    local = LocalEngine(cfg, assignment=assignment, orders=orders)
+    scheduling = "threads" if engine == "threads" else "cooperative"
+    local = LocalEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
     console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
     train(cfg, console, local.run)
 

@@ -83,6 +83,8 @@ class DataOwner:
                         f"unexpected {msg.kind.value} from {msg.sender} between rounds"
                     )
                 self._round(msg)
+            except _Stopped:
+                return  # the coordinator gave up on the round (another role failed)
             except Exception as exc:
                 log.exception("%s failed", self.name)
                 text = f"data owner {self.index}, round {msg.round}: {type(exc).__name__}: {exc}"
@@ -193,7 +195,7 @@ class DataOwner:
     def _expect(self, kind: Kind, r: int, b: int) -> Message:
         msg = self.transport.recv(self.name)
         if msg.kind is Kind.STOP:
-            raise RuntimeError("stopped in the middle of a round")
+            raise _Stopped
         if msg.kind is not kind or msg.batch != b or msg.round != r:
             raise ValueError(
                 f"expected {kind.value} for round {r} batch {b}; got "
@@ -207,6 +209,10 @@ class DataOwner:
         self.events.add(
             TaskRecord(self.name, self.index, b, r, kind, start, self.events.now(), nbytes)
         )
+
+
+class _Stopped(Exception):
+    """STOP came in the middle of a round."""
 
 
 def _step(opt: torch.optim.Optimizer | None) -> None:

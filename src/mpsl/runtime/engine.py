@@ -24,6 +24,7 @@ from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.allocator import keep_freed_memory
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
+from mpsl.runtime.cooperative import CooperativeTransport
 from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
 from mpsl.runtime.data_owner import DataOwner, Workload
 from mpsl.runtime.device import REAL, Device
@@ -141,10 +142,17 @@ def load_run_data(config: RunConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_path, shape, config.num_classes, config.seed)
 
 
-class LocalEngine:
-    """Runs MP-SL with every role as a thread of this process.
+SCHEDULING = ("cooperative", "threads")
 
-    Building one switches this process's allocator to keep freed memory (``keep_freed_memory``).
+
+class LocalEngine:
+    """Runs MP-SL with every role in this process.
+
+    ``scheduling``: ``cooperative`` (the default for real compute) runs every role as a greenlet
+    of the calling thread, one task at a time with all of torch's threads (``cooperative.py``);
+    ``threads`` (the default, and the only choice, when a device or link is emulated) runs every
+    role as a thread with a share of the cores. Building one switches this process's allocator to
+    keep freed memory (``keep_freed_memory``).
     """
 
     def __init__(
@@ -159,6 +167,7 @@ class LocalEngine:
         assignment: Sequence[int] | None = None,
         orders: Mapping[int, Sequence[tuple[int, str]]] | None = None,
         threads_per_role: int | None = None,
+        scheduling: str | None = None,
     ) -> None:
         keep_freed_memory()
         self.config = config
@@ -173,7 +182,24 @@ class LocalEngine:
         self.parts = split_model(self.model, self.cuts)
         self.devices = devices or {}
         self.emulated_bytes = emulated_bytes or {}
-        self.transport = InProcessTransport(link_model)
+        emulating = link_model is not None or any(d.emulated for d in self.devices.values())
+        self.scheduling = scheduling or ("threads" if emulating else "cooperative")
+        if self.scheduling not in SCHEDULING:
+            raise ConfigError(
+                f"scheduling must be one of {', '.join(SCHEDULING)}, got '{self.scheduling}'",
+                field="scheduling",
+            )
+        if self.scheduling == "cooperative" and emulating:
+            raise ConfigError(
+                "emulated devices and links need a thread per role (their tasks sleep); "
+                "use scheduling 'threads'",
+                field="scheduling",
+            )
+        self.transport: InProcessTransport | CooperativeTransport = (
+            CooperativeTransport()
+            if self.scheduling == "cooperative"
+            else InProcessTransport(link_model)
+        )
         self.events = EventLog()
         self.evaluate = evaluate
         self.assignment = assignment  # helper of each data owner (horizontal one hop)
@@ -273,30 +299,10 @@ class LocalEngine:
             self.aggregator,
         ]
         budget = torch.get_num_threads()
-        computing = len(self.nodes) + len(self.owners)
-        per_role = self.threads_per_role or share_cores(budget, computing)
-        threads = [
-            threading.Thread(target=_with_threads(r.serve, per_role), name=r.name, daemon=True)
-            for r in roles
-        ]
-        for t in threads:
-            t.start()
-        self.coordinator.eval_threads = budget  # evaluation runs while every role waits
-        results: list[RoundResult] = []
-        try:
-            for r in range(self.config.rounds):
-                with torch_threads(per_role):  # the coordinator's share of the cores
-                    result = self.coordinator.run_round(r, progress)
-                results.append(result)
-                if on_round:
-                    on_round(result)
-        finally:
-            self.coordinator.stop([r.name for r in roles])
-            for t in threads:
-                t.join(timeout=10)
-            self.transport.close()
-            # torch.set_num_threads also sets the default of threads started later (the roles')
-            torch.set_num_threads(budget)
+        if isinstance(self.transport, CooperativeTransport):
+            results = self._run_cooperative(self.transport, roles, progress, on_round)
+        else:
+            results = self._run_threads(roles, budget, progress, on_round)
         links = {
             f"{a}->{b}": v
             for (a, b), v in sorted(self.transport.bytes_sent.items())
@@ -305,3 +311,62 @@ class LocalEngine:
         memory = {n.name: n.peak_memory_bytes for n in self.nodes}
         memory |= {o.name: o.peak_memory_bytes for o in self.owners}
         return RunResult(self.config, self.cuts, results, self.events, links, memory, self.model)
+
+    def _rounds(
+        self,
+        threads: int,
+        progress: Progress | None,
+        on_round: Callable[[RoundResult], None] | None,
+    ) -> list[RoundResult]:
+        results: list[RoundResult] = []
+        for r in range(self.config.rounds):
+            with torch_threads(threads):
+                result = self.coordinator.run_round(r, progress)
+            results.append(result)
+            if on_round:
+                on_round(result)
+        return results
+
+    def _run_cooperative(
+        self,
+        transport: CooperativeTransport,
+        roles: Sequence[ComputeNode | DataOwner | Aggregator],
+        progress: Progress | None,
+        on_round: Callable[[RoundResult], None] | None,
+    ) -> list[RoundResult]:
+        """Every role a greenlet of this thread; every task gets all of torch's threads."""
+        for role in roles:
+            transport.spawn(role.serve)
+        try:
+            return self._rounds(torch.get_num_threads(), progress, on_round)
+        finally:
+            self.coordinator.stop([r.name for r in roles])
+            if hung := transport.finish():
+                log.warning("roles still waiting after the stop: %s", ", ".join(hung))
+
+    def _run_threads(
+        self,
+        roles: Sequence[ComputeNode | DataOwner | Aggregator],
+        budget: int,
+        progress: Progress | None,
+        on_round: Callable[[RoundResult], None] | None,
+    ) -> list[RoundResult]:
+        """Every role a thread, each computing with its share of the cores."""
+        per_role = self.threads_per_role or share_cores(budget, len(self.nodes) + len(self.owners))
+        threads = [
+            threading.Thread(target=_with_threads(r.serve, per_role), name=r.name, daemon=True)
+            for r in roles
+        ]
+        for t in threads:
+            t.start()
+        self.coordinator.eval_threads = budget  # evaluation runs while every role waits
+        try:
+            # the coordinator's share of the cores
+            return self._rounds(per_role, progress, on_round)
+        finally:
+            self.coordinator.stop([r.name for r in roles])
+            for t in threads:
+                t.join(timeout=10)
+            self.transport.close()
+            # torch.set_num_threads also sets the default of threads started later (the roles')
+            torch.set_num_threads(budget)

@@ -1,0 +1,88 @@
+"""Cooperative roles: every role a greenlet of the calling thread, switching only to wait.
+
+A role that asks for a message its inbox does not have yet hands the thread to the next role that
+has one; nothing else ever preempts it. So the roles never contend for the interpreter lock, a
+hand-over costs a greenlet switch (a microsecond) instead of waking an OS thread, and torch gives
+every task all the cores through its own intra-op threads. On a small model the threaded engine's
+roles spend more time passing the interpreter lock back and forth at every torch call than
+computing (see docs/run.md); here the pipeline's order of tasks is the same, only their execution
+is one at a time.
+
+Time is not emulated here: a role that sleeps would stop every role. ``LocalEngine`` uses threads
+whenever a device or a link is emulated.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import defaultdict, deque
+from collections.abc import Callable
+
+from greenlet import getcurrent, greenlet
+
+from mpsl.runtime.messages import Message
+
+
+class CooperativeTransport:
+    """In-memory delivery between greenlets of one thread, with per-link byte counts.
+
+    The greenlet that creates it (the engine's, which runs the coordinator) is a role like the
+    others: it gets the thread back when a message arrives for it, or when no role can run any
+    more, and then ``recv`` raises ``queue.Empty`` at once, since no message can ever come.
+    """
+
+    def __init__(self) -> None:
+        self._inboxes: dict[str, deque[Message]] = defaultdict(deque)
+        self._waiting: dict[str, greenlet] = {}  # endpoint -> its greenlet, blocked in recv
+        self._ready: deque[greenlet] = deque()
+        # Bound on first use: greenlets belong to the thread that makes them, which is the one
+        # that runs the engine, not necessarily the one that built it.
+        self._home: greenlet | None = None
+        self._hub: greenlet | None = None
+        self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
+
+    def spawn(self, serve: Callable[[], None]) -> None:
+        """Start ``serve`` as a role: it runs when the calling greenlet next waits."""
+        if self._hub is None:
+            self._home = getcurrent()
+            self._hub = greenlet(self._switch_forever)
+        self._ready.append(greenlet(serve, parent=self._hub))
+
+    def send(self, dest: str, msg: Message) -> None:
+        """Deliver at once; ``dest``'s role runs when the sender next waits."""
+        self.bytes_sent[(msg.sender, dest)] += msg.nbytes
+        self._inboxes[dest].append(msg)
+        waiting = self._waiting.pop(dest, None)
+        if waiting is not None:
+            self._ready.append(waiting)
+
+    def recv(self, endpoint: str, timeout: float | None = None) -> Message:
+        """Next message for ``endpoint``, letting the other roles run until there is one."""
+        inbox = self._inboxes[endpoint]
+        if not inbox and timeout != 0 and self._hub is not None:
+            self._waiting[endpoint] = getcurrent()
+            self._hub.switch()
+            self._waiting.pop(endpoint, None)
+        if not inbox:
+            raise queue.Empty
+        return inbox.popleft()
+
+    def finish(self) -> list[str]:
+        """Let every role run until it ends or waits; the endpoints still waiting."""
+        if self._ready and self._hub is not None and self._home is not None:
+            self._waiting["\0finish"] = self._home
+            self._hub.switch()
+            self._waiting.pop("\0finish", None)
+        return [e for e, g in self._waiting.items() if g is not self._home]
+
+    def close(self) -> None:
+        """Nothing to release: roles still waiting are unwound when they are collected."""
+
+    def _switch_forever(self) -> None:
+        # The hub: run ready roles in the order they became ready; when none is left, every role
+        # waits, so the engine's greenlet gets the thread back (with nothing, if it waits too).
+        while True:
+            while self._ready:
+                self._ready.popleft().switch()
+            assert self._home is not None
+            self._home.switch()
