@@ -124,3 +124,62 @@ def test_one_owner_equals_sequential_sum(c: PipelineCosts) -> None:
     assert r.round_ms == c.batches_per_round * trip + o.upload_model_ms + c.aggregation_ms + (
         o.download_model_ms
     )
+
+
+COMPUTE = {"first_fwd", "fwd", "last", "bwd", "first_bwd"}
+
+
+def _compute_intervals(r: SimResult) -> list[tuple[float, float]]:
+    return sorted((t.start_ms, t.end_ms) for t in r.trace if t.kind in COMPUTE)
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    ends: list[float] = []
+    most = 0
+    for start, end in intervals:
+        ends = [e for e in ends if e > start] + [end]
+        most = max(most, len(ends))
+    return most
+
+
+@settings(max_examples=60, deadline=None)
+@given(pipelines(), st.sampled_from(["fifo", "backward-first"]), st.integers(1, 3))
+def test_a_shared_host_runs_at_most_its_cores_and_never_idles_on_one(
+    c: PipelineCosts, policy: str, cores: int
+) -> None:
+    r = simulate(c, policy=policy, trace=True, cores=cores)
+    busy = _compute_intervals(r)
+    assert _most_at_once([(s, e) for s, e in busy if e > s]) <= cores
+    # Every task still runs once and every batch still follows its route.
+    rb, k_total = c.batches_per_round, c.num_owners
+    for k in range(k_total):
+        prev_end = 0.0
+        for b in range(rb):
+            chain = _chain(r, len(c.nodes), k, b)
+            assert chain[0].start_ms >= prev_end
+            assert all(t.start_ms >= u.end_ms for u, t in itertools.pairwise(chain))
+            prev_end = chain[-1].end_ms
+    if cores == 1:
+        # Instant links: one core is never idle while a task is ready, so training is all work.
+        instant = dataclasses.replace(
+            c,
+            owners=tuple(
+                dataclasses.replace(o, up_act_ms=0.0, down_act_ms=0.0, up_grad_ms=0.0,
+                                    down_grad_ms=0.0)  # fmt: skip
+                for o in c.owners
+            ),
+            hops=tuple(HopCosts(0.0, 0.0) for _ in c.hops),
+        )
+        work = sum(
+            o.count * rb * (o.first_fwd_ms + o.last_ms + o.first_bwd_ms) for o in c.owners
+        ) + sum(k_total * rb * (x.fwd_ms + x.bwd_ms) for x in c.nodes)
+        assert simulate(instant, policy=policy, cores=1).training_ms == work
+
+
+@settings(max_examples=40, deadline=None)
+@given(pipelines(), st.sampled_from(["fifo", "backward-first"]))
+def test_a_host_with_a_core_per_role_is_no_constraint(c: PipelineCosts, policy: str) -> None:
+    alone = simulate(c, policy=policy)
+    shared = simulate(c, policy=policy, cores=c.num_owners + len(c.nodes))
+    assert shared.round_ms == alone.round_ms
+    assert shared.owner_finish_ms == alone.owner_finish_ms

@@ -12,6 +12,10 @@ The runtime's emulation mode follows the same rules, so the two can be compared 
   hand-over order; a link's latency is added after the transfer without occupying the link.
 - Simultaneous events are all applied before any node or link picks its next job; ties in a queue
   go to the lower data-owner index.
+- Optionally (``cores``) every role computes on one shared host, as in-process runs do: a task (a
+  compute node's, or a data owner's own compute) starts only when one of the host's cores is free;
+  waiting tasks get cores in the order they became ready (ties: the compute nodes' in node order,
+  then the data owners'). The in-process engine's cooperative scheduling is ``cores=1``.
 - When every data owner has run r*B batches, each uploads its first and last part (in parallel), the
   aggregator averages once all uploads are in, then each downloads (in parallel). Round time is the
   end of the last download. Compute nodes average their own instances at no cost.
@@ -122,6 +126,9 @@ class SimResult:
         return {"training": self.training_ms, "aggregation": self.aggregation_ms}
 
 
+COMPUTE_KINDS = frozenset({"first_fwd", "fwd", "last", "bwd", "first_bwd"})
+
+
 @dataclass(frozen=True)
 class _Stage:
     """One step of a batch's route: a private delay (no resource) or a job on a node or link."""
@@ -132,6 +139,11 @@ class _Stage:
     resource: int | None = None  # index into _Simulation.resources
     latency: float = 0.0
     urgent: bool = True  # False: a forward task, which backward-first lets wait
+
+    @property
+    def computes(self) -> bool:
+        """A task of a compute node or of a data owner's own compute (not a transfer)."""
+        return self.kind in COMPUTE_KINDS
 
 
 class _Resource:
@@ -194,8 +206,11 @@ class _Simulation:
     """One round's event loop; build, call run(), read the fields."""
 
     def __init__(self, costs: PipelineCosts, policy: QueuePolicy, routes: list[list[_Stage]],
-                 trace: bool) -> None:  # fmt: skip
+                 trace: bool, cores: int | None = None) -> None:  # fmt: skip
         self.c = costs
+        self.free_cores = cores  # None: every role has its own device
+        # data owners' own compute waiting for a core: (ready time, seq, owner, batch, stage)
+        self.host_queue: list[tuple[float, int, int, int, int]] = []
         self.backward_first = policy is QueuePolicy.BACKWARD_FIRST
         self.routes = routes
         self.keep_trace = trace
@@ -240,7 +255,10 @@ class _Simulation:
                 self.finish[k] = now
             return
         stage = route[s]
-        if stage.resource is None:
+        # (Work of no time needs no core: it ends at once, before anyone picks a next job.)
+        if stage.resource is None and self.free_cores is not None and stage.computes and stage.ms:
+            heapq.heappush(self.host_queue, (now, next(self.seq), k, b, s))
+        elif stage.resource is None:
             self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
             self.at(now + stage.ms, False, k, b, s + 1)
         else:
@@ -249,7 +267,11 @@ class _Simulation:
 
     def job_done(self, now: float, k: int, b: int, s: int) -> None:
         stage = self.routes[k][s]
-        assert stage.resource is not None
+        if self.free_cores is not None and stage.computes:
+            self.free_cores += 1
+        if stage.resource is None:  # a data owner's own compute, on a shared core
+            self.enter(now, k, b, s + 1)
+            return
         res = self.resources[stage.resource]
         res.busy = False
         # A batch holds its saved activations at a node from its forward to its backward.
@@ -264,16 +286,45 @@ class _Simulation:
             self.enter(now, k, b, s + 1)
 
     def dispatch(self, now: float) -> None:
-        """Every idle node and link with work waiting starts its next job."""
+        """Every idle node and link with work waiting starts its next job (with a shared host,
+        compute starts only as cores allow)."""
+        n = len(self.c.nodes)
+        for i, res in enumerate(self.resources):
+            if not res.busy and res.queue and (self.free_cores is None or i >= n):
+                self.start(now, res)
+        if self.free_cores is not None:
+            self.share_cores(now, n)
         for res in self.resources:
-            if not res.busy and res.queue:
-                *_, k, _, b, s = res.pop(now)
-                stage = self.routes[k][s]
-                res.busy, res.busy_ms, res.jobs = True, res.busy_ms + stage.ms, res.jobs + 1
-                self.record(res.name, k, b, stage.kind, now, now + stage.ms)
-                self.at(now + stage.ms, True, k, b, s)
             # Counted once jobs have started: a task that finds its resource idle never waits.
             res.max_queue = max(res.max_queue, len(res.queue))
+
+    def start(self, now: float, res: _Resource) -> None:
+        *_, k, _, b, s = res.pop(now)
+        stage = self.routes[k][s]
+        res.busy, res.busy_ms, res.jobs = True, res.busy_ms + stage.ms, res.jobs + 1
+        self.record(res.name, k, b, stage.kind, now, now + stage.ms)
+        self.at(now + stage.ms, True, k, b, s)
+
+    def share_cores(self, now: float, n: int) -> None:
+        """Free cores go to waiting compute, the earliest ready first."""
+        assert self.free_cores is not None
+        while self.free_cores > 0:
+            # (ready time, tie, node index or -1 for a data owner's compute)
+            ready = [(res.queue[0][1], i, i) for i, res in enumerate(self.resources[:n])
+                     if not res.busy and res.queue]  # fmt: skip
+            if self.host_queue:
+                ready.append((self.host_queue[0][0], n, -1))
+            if not ready:
+                return
+            self.free_cores -= 1
+            *_, which = min(ready)
+            if which >= 0:
+                self.start(now, self.resources[which])
+                continue
+            _, _, k, b, s = heapq.heappop(self.host_queue)
+            stage = self.routes[k][s]
+            self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
+            self.at(now + stage.ms, True, k, b, s)
 
     def aggregate(self, training: float) -> float:
         """Round end: parallel uploads, averaging once all are in, parallel downloads."""
@@ -296,13 +347,17 @@ def simulate(
     stragglers: Mapping[int, float] | None = None,
     hop_latency_ms: Sequence[float] | None = None,
     trace: bool = False,
+    cores: int | None = None,
 ) -> SimResult:
     """Simulate one round of ``costs``.
 
     ``stragglers`` maps a 0-based data-owner index (groups in cluster order) to a factor that
     multiplies that owner's own compute. ``hop_latency_ms[i]`` is the part of hop i's transfer time
-    that is latency (it delays delivery but does not occupy the link); default none.
+    that is latency (it delays delivery but does not occupy the link); default none. ``cores``:
+    every role computes on one host with this many cores (default: each on its own device).
     """
+    if cores is not None and cores < 1:
+        raise ConfigError(f"a shared host needs at least 1 core; got {cores}", field="cores")
     pol = QueuePolicy.parse(policy)
     k_total = costs.num_owners
     factors = [1.0] * k_total
@@ -327,7 +382,7 @@ def simulate(
             raise ConfigError(
                 f"hop latency {lat} ms must lie in 0..its transfer time", field="hop_latency_ms"
             )
-    sim = _Simulation(costs, pol, _routes(costs, factors, latency), trace)
+    sim = _Simulation(costs, pol, _routes(costs, factors, latency), trace, cores)
     sim.run()
     training = max(sim.finish)
     round_ms = sim.aggregate(training)
