@@ -27,8 +27,6 @@ import json
 import statistics
 import sys
 
-import torch
-
 from _common import machine, write
 from mpsl.data.synthetic import load_synthetic
 from mpsl.estimate.calibrate import (

@@ -161,13 +161,10 @@ def test_a_shared_host_runs_at_most_its_cores_and_never_idles_on_one(
             prev_end = chain[-1].end_ms
     if cores == 1:
         # Instant links: one core is never idle while a task is ready, so training is all work.
+        no_links = dict.fromkeys(("up_act_ms", "down_act_ms", "up_grad_ms", "down_grad_ms"), 0.0)
         instant = dataclasses.replace(
             c,
-            owners=tuple(
-                dataclasses.replace(o, up_act_ms=0.0, down_act_ms=0.0, up_grad_ms=0.0,
-                                    down_grad_ms=0.0)  # fmt: skip
-                for o in c.owners
-            ),
+            owners=tuple(dataclasses.replace(o, **no_links) for o in c.owners),
             hops=tuple(HopCosts(0.0, 0.0) for _ in c.hops),
         )
         work = sum(
