@@ -90,6 +90,25 @@ def test_estimate_sim_writes_a_trace(
     assert all(r["end_ms"] >= r["start_ms"] for r in records)
 
 
+def test_roles_sharing_one_core_take_as_long_as_all_their_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast_links = {
+        **CLUSTER,
+        "data_owners": [{**CLUSTER["data_owners"][0], "device": "VM", "link_bps": 1e15}],
+        "links": {"compute_to_compute_bps": 1e15},
+    }
+    base = ["estimate", "--profile", "mpsl_vgg19_CIFAR", "--cluster", write(tmp_path, fast_links)]
+    base += ["--cuts", "3,12,20", "--method", "sim", "--json"]
+    apart = json.loads(run(base, monkeypatch, capsys)[1])
+    one = json.loads(run([*base, "--shared-cores", "1"], monkeypatch, capsys)[1])
+    busy = sum(u * apart["round_s"] for u in apart["utilization"].values())
+    assert one["round_s"] > apart["round_s"]
+    # one core: both nodes' work and the data owners' own work, one after the other
+    assert one["round_s"] > busy
+    assert sum(u * one["round_s"] for u in one["utilization"].values()) == pytest.approx(busy)
+
+
 def test_estimate_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +172,8 @@ def test_cluster_errors_name_the_field(
         (["--cuts", "3,12,20", "--method", "sim", "--stragglers", "x"], "OWNER=FACTOR"),
         (["--cuts", "3,12,20", "--nodes", "vm1,vm7"], "no compute node 'vm7'"),
         (["--cuts", "3,12,20", "--profile", "nope"], "no such profile file"),
+        (["--cuts", "3,12,20", "--shared-cores", "1"], "method 'sim'"),
+        (["--cuts", "3,12,20", "--method", "sim", "--shared-cores", "0"], "at least 1 core"),
     ],
 )
 def test_bad_options_are_clear_errors(

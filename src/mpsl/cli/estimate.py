@@ -99,6 +99,10 @@ def estimate_command(
     trace: Annotated[
         Path | None, typer.Option(help="Simulation: write the task trace here (JSON lines).")
     ] = None,
+    shared_cores: Annotated[
+        int | None,
+        typer.Option(help="Simulation: every role on one host of N cores (`mpsl run`: 1)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Predict the round time, per-node memory and utilization of CUTS on CLUSTER."""
@@ -116,6 +120,7 @@ def estimate_command(
         aggregator_ms=aggregator_ms,
         with_baselines=with_baselines,
         trace=trace is not None,
+        shared_cores=shared_cores,
     )
     if trace is not None:
         trace.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in est.trace))

@@ -151,17 +151,24 @@ def estimate(
     aggregator_ms: float = 0.0,
     with_baselines: bool = False,
     trace: bool = False,
+    shared_cores: int | None = None,
 ) -> Estimate:
-    """Predict one round of ``cuts`` on ``cluster``: time, per-node load and memory."""
+    """Predict one round of ``cuts`` on ``cluster``: time, per-node load and memory.
+
+    ``shared_cores``: the simulation puts every role on one host with this many cores (an
+    in-process ``mpsl run``, whose roles take turns: 1)."""
     try:
         how = Method(method)
     except ValueError:
         raise ConfigError(
             f"unknown method '{method}'; choose closed or sim", field="method"
         ) from None
-    if how is Method.CLOSED and (policy is not None or stragglers or trace):
+    if how is Method.CLOSED and (
+        policy is not None or stragglers or trace or shared_cores is not None
+    ):
         raise ConfigError(
-            "queue policy, stragglers and traces need the simulation; use method 'sim'",
+            "queue policy, stragglers, shared cores and traces need the simulation; "
+            "use method 'sim'",
             field="method",
         )
     costs = pipeline_costs(profile, cluster, cuts, nodes, aggregator_ms=aggregator_ms)
@@ -186,6 +193,7 @@ def estimate(
             stragglers=stragglers,
             hop_latency_ms=hop_latencies_ms(costs, cluster),
             trace=trace,
+            cores=shared_cores,
         )
         round_ms, terms = sim.round_ms, sim.terms()
         busy = [n.busy_ms for n in sim.nodes]
