@@ -6,9 +6,10 @@ compute nodes' memory, then train the same round for real and compare.
 Round time: the estimate adds to the layers' profiled times one per-task overhead of the runtime,
 measured once at the start on its own calibration workload (``mpsl.estimate.calibrate``: digits_cnn,
 not one of the cases), so nothing is fitted to the cases judged here; the layers-only estimate is
-reported beside it. All roles of an in-process run share this machine's cores, while the
-estimators give every data owner and node its own device; with K = 1 nothing runs concurrently,
-so those rows test the model itself; larger K shows what sharing two cores costs. Measured: the
+reported beside it. Profiles, calibration and runs all use torch's default thread count. The runs
+use ``mpsl run``'s cooperative scheduling (every role takes turns on this machine, one task at a
+time), so the simulation runs with every role on one shared core (``cores=1``); the estimate with
+every role on its own device ("roles apart") and the closed form are reported too. Measured: the
 median of ``--rounds`` rounds after one warm-up round (min and max reported).
 
 Memory: the runtime counts the tensor bytes each compute node holds (instances' weights, buffers,

@@ -105,7 +105,13 @@ def test_toml_config_and_cli_writes_report(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
+    threads = tmp_path / "threads"
+    args = ["run", "--config", str(cfg), "--out", str(threads), "--quiet", "--engine", "threads"]
+    assert CliRunner().invoke(app, args).exit_code == 0
     summary = json.loads((out / "summary.json").read_text())
+    by_threads = json.loads((threads / "summary.json").read_text())
+    # the same training, whichever way the roles are scheduled
+    assert by_threads["rounds"][0]["loss"] == pytest.approx(summary["rounds"][0]["loss"], rel=1e-5)
     assert summary["config"]["cuts"] == [1, 3, 5] and summary["parts"] == 4
     assert set(summary["rounds"][0]) >= {"round", "loss", "accuracy", "seconds"}
     assert summary["bytes_per_link"] and summary["peak_memory_bytes"]

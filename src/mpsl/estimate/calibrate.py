@@ -1,9 +1,9 @@
 """The runtime's per-task overhead on this machine: a term of the estimates, measured once.
 
 The profiler times each layer alone, over and over in one thread. A task of the in-process runtime
-pays more than its layers: the hand-off of its message from another role's thread, the role's
-bookkeeping (messages, the task log, counting saved activations), and running right after waking
-up on data another thread produced (colder caches, fresh allocations). ``measure_task_overhead``
+pays more than its layers: the hand-off of its message from another role, the role's bookkeeping
+(messages, the task log, counting saved activations), and running on data another role produced
+(colder caches, fresh allocations). ``measure_task_overhead``
 runs the real runtime on one fixed calibration workload (``digits_cnn``, batch 32, one data owner,
 two compute nodes, instant links), profiles the same model the way ``mpsl profile`` does, and
 spreads the difference between the measured round and the estimated one over the round's tasks.
