@@ -1,4 +1,4 @@
-"""The in-process engine: every role a thread, all talking through one transport.
+"""The in-process engine: every role a greenlet or a thread, all talking through one transport.
 
 It builds the model, splits it, partitions the data, starts the roles and lets the coordinator
 drive the rounds. Emulation (device times, link rates) plugs in through ``Device`` and the
@@ -292,7 +292,7 @@ class LocalEngine:
         progress: Progress | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
     ) -> RunResult:
-        """Train for the configured rounds; the roles' threads end with the run."""
+        """Train for the configured rounds; the roles end with the run."""
         roles: list[ComputeNode | DataOwner | Aggregator] = [
             *self.nodes,
             *self.owners,
