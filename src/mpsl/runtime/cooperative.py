@@ -2,11 +2,11 @@
 
 A role that asks for a message its inbox does not have yet hands the thread to the next role that
 has one; nothing else ever preempts it. So the roles never contend for the interpreter lock, a
-hand-over costs a greenlet switch (a microsecond) instead of waking an OS thread, and torch gives
-every task all the cores through its own intra-op threads. On a small model the threaded engine's
-roles spend more time passing the interpreter lock back and forth at every torch call than
-computing (see docs/run.md); here the pipeline's order of tasks is the same, only their execution
-is one at a time.
+hand-over costs two greenlet switches (2 us a message in a ping-pong) instead of waking an OS
+thread, and torch gives every task all the cores through its own intra-op threads. On a small
+model the threaded engine's roles lose much of the second core to passing the interpreter lock
+back and forth at every torch call (see docs/run.md); here the pipeline's order of tasks is the
+same, only their execution is one at a time.
 
 Time is not emulated here: a role that sleeps would stop every role. ``LocalEngine`` uses threads
 whenever a device or a link is emulated.
