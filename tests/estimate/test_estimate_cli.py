@@ -32,20 +32,16 @@ def write(tmp_path: Path, data: dict[str, Any], name: str = "cluster.json") -> s
     return str(path)
 
 
+def estimate(tmp_path: Path, *extra: str, cluster: dict[str, Any] = CLUSTER) -> list[str]:
+    """``mpsl estimate`` arguments: the VGG-19 reference profile on ``cluster``, then ``extra``."""
+    cluster_file = write(tmp_path, cluster)
+    return ["estimate", "--profile", "mpsl_vgg19_CIFAR", "--cluster", cluster_file, *extra]
+
+
 def test_estimate_json_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "estimate",
-        "--profile",
-        "mpsl_vgg19_CIFAR",
-        "--cluster",
-        write(tmp_path, CLUSTER),
-        "--cuts",
-        "3,12,20",
-        "--json",
-        "--baselines",
-    ]
+    args = estimate(tmp_path, "--cuts", "3,12,20", "--json", "--baselines")
     code, out, _ = run(args, monkeypatch, capsys)
     assert code == 0
     data = json.loads(out)
@@ -61,13 +57,7 @@ def test_estimate_sim_writes_a_trace(
 ) -> None:
     trace = tmp_path / "trace.jsonl"
     args = [
-        "estimate",
-        "--profile",
-        "mpsl_vgg19_CIFAR",
-        "--cluster",
-        write(tmp_path, CLUSTER),
-        "--cuts",
-        "3,12,20",
+        *estimate(tmp_path, "--cuts", "3,12,20"),
         "--nodes",
         "vm2,vm1",
         "--method",
@@ -98,8 +88,7 @@ def test_roles_sharing_one_core_take_as_long_as_all_their_work(
         "data_owners": [{**CLUSTER["data_owners"][0], "device": "VM", "link_bps": 1e15}],
         "links": {"compute_to_compute_bps": 1e15},
     }
-    base = ["estimate", "--profile", "mpsl_vgg19_CIFAR", "--cluster", write(tmp_path, fast_links)]
-    base += ["--cuts", "3,12,20", "--method", "sim", "--json"]
+    base = estimate(tmp_path, "--cuts", "3,12,20", "--method", "sim", "--json", cluster=fast_links)
     apart = json.loads(run(base, monkeypatch, capsys)[1])
     one = json.loads(run([*base, "--shared-cores", "1"], monkeypatch, capsys)[1])
     busy = sum(u * apart["round_s"] for u in apart["utilization"].values())
@@ -112,17 +101,7 @@ def test_roles_sharing_one_core_take_as_long_as_all_their_work(
 def test_estimate_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "estimate",
-        "--profile",
-        "mpsl_vgg19_CIFAR",
-        "--cluster",
-        write(tmp_path, CLUSTER),
-        "--cuts",
-        "3,12,20",
-        "--method",
-        "sim",
-    ]
+    args = estimate(tmp_path, "--cuts", "3,12,20", "--method", "sim")
     code, out, _ = run(args, monkeypatch, capsys)
     assert code == 0
     assert "round time (sim, fifo)" in out and "vm1->vm2" in out and "pi4" in out
@@ -183,14 +162,7 @@ def test_bad_options_are_clear_errors(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = [
-        "estimate",
-        "--profile",
-        "mpsl_vgg19_CIFAR",
-        "--cluster",
-        write(tmp_path, CLUSTER),
-        *extra,
-    ]
+    args = estimate(tmp_path, *extra)
     code, _, err = run(args, monkeypatch, capsys)
     assert code == 2 and expected in err
 
