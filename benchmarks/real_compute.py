@@ -1,7 +1,7 @@
 """The estimators on real compute: profile a small model on this machine, predict a round and the
 compute nodes' memory, then train the same round for real and compare.
 
-    python benchmarks/real_compute.py [--json] [--out FILE] [--rounds 3]
+    python benchmarks/real_compute.py [--json] [--out FILE] [--pairs 5]
 
 Round time: the estimate adds to the layers' profiled times one per-task overhead of the runtime,
 measured once at the start on its own calibration workload (``mpsl.estimate.calibrate``: digits_cnn,
@@ -9,8 +9,12 @@ not one of the cases), so nothing is fitted to the cases judged here; the layers
 reported beside it. Profiles, calibration and runs all use torch's default thread count. The runs
 use ``mpsl run``'s cooperative scheduling (every role takes turns on this machine, one task at a
 time), so the simulation runs with every role on one shared core (``cores=1``); the estimate with
-every role on its own device ("roles apart") and the closed form are reported too. Measured: the
-median of ``--rounds`` rounds after one warm-up round (min and max reported).
+every role on its own device ("roles apart") and the closed form are reported too.
+
+This machine is shared: its speed drifts by tens of percent between seconds (the same LeNet-5
+profile summed to 2.8-5.2 ms within a minute). So each case takes ``--pairs`` pairs of a profile
+and, right after it, a run (one warm-up round, one timed round); the figures are the medians of
+the pairs' estimates and of their measured rounds (each pair's own error is reported too).
 
 Memory: the runtime counts the tensor bytes each compute node holds (instances' weights, buffers,
 optimizer state, one instance's gradients, the activations autograd saved); the estimate
@@ -43,7 +47,7 @@ from mpsl.estimate.simulate import simulate
 from mpsl.models import build_model
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.engine import LocalEngine, RunResult
 from mpsl.split import part_ranges
 
 CASES = [
@@ -64,42 +68,32 @@ def case(
     cuts: list[int],
     batches: int,
     overhead: TaskOverhead,
-    rounds: int,
+    pairs: int,
 ) -> dict:
-    """Profile, estimate, train for real, compare."""
-    profile = measure_model(
-        model, batch, input_shape=shape, num_classes=10, device_name="here", settings=SETTINGS
-    )
+    """Profile, estimate, train for real, compare; ``pairs`` times, one right after the other."""
     c = local_cluster(owners, len(cuts) - 1, batch, batches)
-    layers_only = pipeline_costs(profile, c, cuts)
-    costs = pipeline_costs(with_task_overhead(profile, "here", overhead.ms), c, cuts)
-    # In-process roles take turns on this machine (cooperative scheduling): one task at a time.
-    sim = simulate(costs, cores=1)
-    sim_s, closed_s = sim.round_ms / 1000, multihop(costs).round_ms / 1000
-    sim_layers_s = simulate(layers_only, cores=1).round_ms / 1000
-    sim_apart_s = simulate(costs).round_ms / 1000
-    data = load_synthetic(shape, 10, train_size=owners * batch * batches, test_size=batch)
-    cfg = RunConfig(
-        model=model,
-        dataset="synthetic",
-        input_shape=list(shape),
-        data_owners=owners,
-        cuts=cuts,
-        rounds=1 + rounds,
-        local_epochs=1,
-        batches_per_epoch=batches,
-        batch_size=batch,
-        lr=0.01,
-    )
-    result = LocalEngine(
-        cfg, dataset=data, model=build_model(model, 10, shape, seed=0), evaluate=False
-    ).run()
-    timed = [r.seconds for r in result.rounds[1:]]  # after a round that warms threads, allocator
-    measured_s = statistics.median(timed)
+    estimates: dict[str, list[float]] = {"sim": [], "closed": [], "layers_only": [], "apart": []}
+    measured = []
+    for _ in range(pairs):
+        profile = measure_model(
+            model, batch, input_shape=shape, num_classes=10, device_name="here", settings=SETTINGS
+        )
+        costs = pipeline_costs(with_task_overhead(profile, "here", overhead.ms), c, cuts)
+        # In-process roles take turns on this machine (cooperative scheduling): one task at a time.
+        sim = simulate(costs, cores=1)
+        estimates["sim"].append(sim.round_ms / 1000)
+        estimates["closed"].append(multihop(costs).round_ms / 1000)
+        layers_only = simulate(pipeline_costs(profile, c, cuts), cores=1)
+        estimates["layers_only"].append(layers_only.round_ms / 1000)
+        estimates["apart"].append(simulate(costs).round_ms / 1000)
+        result = run(model, shape, batch, owners, cuts, batches)
+        measured.append(result.rounds[1].seconds)  # after a round that warms threads, allocator
+    measured_s = statistics.median(measured)
+    est = {k: statistics.median(v) for k, v in estimates.items()}
     memory = {}
     for i, (first, last) in enumerate(part_ranges(cuts, profile.num_layers)[1:-1]):
         name = f"node{i + 1}"
-        est = node_memory_bytes(profile, first, last, owners)
+        est_bytes = node_memory_bytes(profile, first, last, owners)
         sim_in_flight = sim.nodes[i].max_in_flight
         sim_est = node_memory_bytes(profile, first, last, owners, in_flight=sim_in_flight)
         per_batch = part_activation_bytes(profile, first, last)
@@ -107,55 +101,80 @@ def case(
         got = result.peak_memory_bytes[name]
         memory[name] = {
             "measured_bytes": got,
-            "estimated_bytes": est,
-            "error": (est - got) / got,
+            "estimated_bytes": est_bytes,
+            "error": (est_bytes - got) / got,
             "measured_in_flight": (got - state) / per_batch if per_batch else None,
             "sim_in_flight": sim_in_flight,
             "sim_in_flight_bytes": sim_est,
             "sim_in_flight_error": (sim_est - got) / got,
         }
-    return {
+    row = {
         "model": model,
         "batch_size": batch,
         "data_owners": owners,
         "cuts": cuts,
         "batches_per_round": batches,
+        "pairs": pairs,
         "measured_round_s": measured_s,
-        "measured_round_s_min_max": [min(timed), max(timed)],
-        "sim_round_s": sim_s,
-        "closed_round_s": closed_s,
-        "sim_error": (sim_s - measured_s) / measured_s,
-        "closed_error": (closed_s - measured_s) / measured_s,
-        "sim_layers_only_round_s": sim_layers_s,
-        "sim_layers_only_error": (sim_layers_s - measured_s) / measured_s,
-        "sim_apart_round_s": sim_apart_s,
-        "sim_apart_error": (sim_apart_s - measured_s) / measured_s,
-        "memory": memory,
+        "measured_round_s_per_pair": measured,
+        "sim_error_per_pair": [
+            (e - m) / m for e, m in zip(estimates["sim"], measured, strict=True)
+        ],
     }
+    for key, name in (("sim", "sim"), ("closed", "closed"), ("layers_only", "sim_layers_only")):
+        row[f"{name}_round_s"] = est[key]
+        row[f"{name}_error"] = (est[key] - measured_s) / measured_s
+    row["sim_apart_round_s"] = est["apart"]
+    row["sim_apart_error"] = (est["apart"] - measured_s) / measured_s
+    row["memory"] = memory
+    return row
+
+
+def run(
+    model: str, shape: tuple[int, ...], batch: int, owners: int, cuts: list[int], batches: int
+) -> RunResult:
+    """Two rounds of the case on synthetic data, in process, with ``mpsl run``'s defaults."""
+    data = load_synthetic(shape, 10, train_size=owners * batch * batches, test_size=batch)
+    cfg = RunConfig(
+        model=model,
+        dataset="synthetic",
+        input_shape=list(shape),
+        data_owners=owners,
+        cuts=cuts,
+        rounds=2,
+        local_epochs=1,
+        batches_per_epoch=batches,
+        batch_size=batch,
+        lr=0.01,
+    )
+    model_chain = build_model(model, 10, shape, seed=0)
+    return LocalEngine(cfg, dataset=data, model=model_chain, evaluate=False).run()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/real_compute.json)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per case")
+    parser.add_argument("--pairs", type=int, default=5, help="profile-and-run pairs per case")
     args = parser.parse_args()
     overhead = measure_task_overhead(settings=SETTINGS)
     if not args.json:
-        spread = ", ".join(f"{x:.3f}" for x in overhead.per_round_ms)
+        spread = ", ".join(f"{x:.3f}" for x in overhead.per_pair_ms)
         print(f"runtime overhead per task: {overhead.ms:.3f} ms ({spread})", file=sys.stderr)
     rows = []
     for c in CASES:
-        rows.append(case(*c, overhead=overhead, rounds=args.rounds))
+        rows.append(case(*c, overhead=overhead, pairs=args.pairs))
         r = rows[-1]
         if not args.json:
+            lo, hi = min(r["sim_error_per_pair"]), max(r["sim_error_per_pair"])
             mem = ", ".join(
                 f"{n} {m['error']:+.1%} ({m['measured_in_flight']:.2g} of K in flight)"
                 for n, m in r["memory"].items()
             )
             print(
                 f"{r['model']:8s} K={r['data_owners']}  measured {r['measured_round_s']:.3f} s  "
-                f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%}; layers only "
+                f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%}; pairs {lo:+.0%}..{hi:+.0%}; "
+                f"layers only "
                 f"{r['sim_layers_only_error']:+.1%}; roles apart {r['sim_apart_error']:+.1%})  "
                 f"closed {r['closed_round_s']:.3f} s ({r['closed_error']:+.1%})  "
                 f"memory est. vs measured: {mem}",
@@ -163,10 +182,10 @@ def main() -> None:
             )
     data = {
         "benchmark": "real_compute",
-        "goal": "memory within 15%",
+        "goal": "round time and memory within 15%",
         "machine": machine(),
         "task_overhead_ms": overhead.ms,
-        "task_overhead_per_round_ms": list(overhead.per_round_ms),
+        "task_overhead_per_pair_ms": list(overhead.per_pair_ms),
         "cases": rows,
     }
     path = write("real_compute", data, args.out)

@@ -162,7 +162,7 @@ def test_task_overhead_is_added_to_every_task_of_its_device() -> None:
 
 
 def test_task_overhead_calibration_runs_the_runtime() -> None:
-    o = measure_task_overhead(batches=2, rounds=2, settings=FAST)
-    assert o.ms >= 0 and len(o.per_round_ms) == 1 and o.tasks_per_round == 2 * 7
-    with pytest.raises(ValueError, match="2 rounds"):
-        measure_task_overhead(rounds=1)
+    o = measure_task_overhead(batches=2, pairs=3, settings=FAST)
+    assert o.ms == max(0.0, sorted(o.per_pair_ms)[1]) and o.tasks_per_round == 2 * 7
+    with pytest.raises(ValueError, match="at least 1 pair"):
+        measure_task_overhead(pairs=0)

@@ -131,7 +131,8 @@ def measure(
         profile = with_task_overhead(profile, device, overhead.ms)
         err.print(
             f"runtime overhead per task on {device}: {overhead.ms:.3f} ms "
-            f"(median of {len(overhead.per_round_ms)} rounds of {overhead.tasks_per_round} tasks)"
+            f"(median of {len(overhead.per_pair_ms)} profile-and-round pairs, "
+            f"{overhead.tasks_per_round} tasks a round)"
         )
     if existing is not None:
         if existing.batch_size != profile.batch_size:

@@ -9,6 +9,11 @@ two compute nodes, instant links), profiles the same model the way ``mpsl profil
 spreads the difference between the measured round and the estimated one over the round's tasks.
 The workload is fixed, so the term is never fitted to the deployments it then helps predict. Store
 it in a profile with ``with_task_overhead``; the estimators add it to every task on that device.
+
+A shared machine's speed drifts by tens of percent from one second to the next, so a profile and a
+round measured seconds apart disagree by that much whatever the runtime does. The calibration
+therefore takes pairs: a profile, then right after it a run (one warm-up round, one timed round);
+each pair gives one value, and the term is their median.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ MODEL, SHAPE, BATCH, CUTS = "digits_cnn", (1, 8, 8), 32, (1, 3, 5)
 
 @dataclass(frozen=True)
 class TaskOverhead:
-    """Per-task overhead (ms): the median over the timed rounds, and each round's value."""
+    """Per-task overhead (ms): the median over the pairs, and each pair's value."""
 
     ms: float
-    per_round_ms: tuple[float, ...]
+    per_pair_ms: tuple[float, ...]
     tasks_per_round: int
 
 
@@ -61,47 +66,53 @@ def local_cluster(owners: int, nodes: int, batch: int, batches: int) -> Cluster:
 def measure_task_overhead(
     *,
     batches: int = 60,
-    rounds: int = 8,
+    pairs: int = 5,
     threads: int | None = None,
     settings: MeasureSettings | None = None,
     seed: int = 0,
 ) -> TaskOverhead:
     """Run the calibration workload and return the runtime's overhead per task.
 
-    ``threads``: torch CPU threads for profiling and training (default: leave as is). The first
-    round warms up and is not used.
+    ``pairs``: profile-then-run pairs, each giving one value. ``threads``: torch CPU threads for
+    profiling and training (default: leave as is).
     """
-    if rounds < 2:
-        raise ValueError(f"need at least 2 rounds (the first warms up); got {rounds}")
+    if pairs < 1:
+        raise ValueError(f"need at least 1 pair of a profile and a run; got {pairs}")
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    tasks = batches * (3 + 2 * (len(CUTS) - 1))
+    per_pair = []
     try:
-        profile = measure_model(
-            MODEL, BATCH, input_shape=SHAPE, device_name="here", settings=settings
-        )
-        costs = pipeline_costs(profile, local_cluster(1, 2, BATCH, batches), CUTS)
-        predicted_ms = simulate(costs).round_ms
-        tasks = batches * (3 + 2 * len(costs.nodes))
-        data = load_synthetic(SHAPE, 10, train_size=BATCH * batches, test_size=BATCH, seed=seed)
-        config = RunConfig(
-            model=MODEL,
-            dataset="synthetic",
-            input_shape=list(SHAPE),
-            data_owners=1,
-            cuts=list(CUTS),
-            rounds=rounds,
-            local_epochs=1,
-            batches_per_epoch=batches,
-            batch_size=BATCH,
-            seed=seed,
-        )
-        model = build_model(MODEL, 10, SHAPE, seed=seed)
-        result = LocalEngine(config, dataset=data, model=model, evaluate=False).run()
+        for _ in range(pairs):
+            profile = measure_model(
+                MODEL, BATCH, input_shape=SHAPE, device_name="here", settings=settings
+            )
+            costs = pipeline_costs(profile, local_cluster(1, len(CUTS) - 1, BATCH, batches), CUTS)
+            measured_ms = _timed_round_s(batches, seed) * 1000
+            per_pair.append((measured_ms - simulate(costs).round_ms) / tasks)
     finally:
         torch.set_num_threads(previous)
-    per_round = tuple((r.seconds * 1000 - predicted_ms) / tasks for r in result.rounds[1:])
-    return TaskOverhead(max(0.0, statistics.median(per_round)), per_round, tasks)
+    return TaskOverhead(max(0.0, statistics.median(per_pair)), tuple(per_pair), tasks)
+
+
+def _timed_round_s(batches: int, seed: int) -> float:
+    """Seconds of the calibration workload's second round (the first warms up)."""
+    data = load_synthetic(SHAPE, 10, train_size=BATCH * batches, test_size=BATCH, seed=seed)
+    config = RunConfig(
+        model=MODEL,
+        dataset="synthetic",
+        input_shape=list(SHAPE),
+        data_owners=1,
+        cuts=list(CUTS),
+        rounds=2,
+        local_epochs=1,
+        batches_per_epoch=batches,
+        batch_size=BATCH,
+        seed=seed,
+    )
+    model = build_model(MODEL, 10, SHAPE, seed=seed)
+    return LocalEngine(config, dataset=data, model=model, evaluate=False).run().rounds[1].seconds
 
 
 def with_task_overhead(profile: Profile, device: str, ms: float) -> Profile:
