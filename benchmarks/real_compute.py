@@ -174,8 +174,8 @@ def main() -> None:
             print(
                 f"{r['model']:8s} K={r['data_owners']}  measured {r['measured_round_s']:.3f} s  "
                 f"sim {r['sim_round_s']:.3f} s ({r['sim_error']:+.1%}; pairs {lo:+.0%}..{hi:+.0%}; "
-                f"layers only "
-                f"{r['sim_layers_only_error']:+.1%}; roles apart {r['sim_apart_error']:+.1%})  "
+                f"layers only {r['sim_layers_only_error']:+.1%}; "
+                f"roles apart {r['sim_apart_error']:+.1%})  "
                 f"closed {r['closed_round_s']:.3f} s ({r['closed_error']:+.1%})  "
                 f"memory est. vs measured: {mem}",
                 file=sys.stderr,
