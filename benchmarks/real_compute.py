@@ -33,21 +33,18 @@ import statistics
 import sys
 
 from _common import machine, write
-from mpsl.data.synthetic import load_synthetic
 from mpsl.estimate.calibrate import (
     TaskOverhead,
     local_cluster,
     measure_task_overhead,
+    synthetic_run,
     with_task_overhead,
 )
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.costs import pipeline_costs
 from mpsl.estimate.memory import node_memory_bytes, part_activation_bytes
 from mpsl.estimate.simulate import simulate
-from mpsl.models import build_model
 from mpsl.profile.measure import MeasureSettings, measure_model
-from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, RunResult
 from mpsl.split import part_ranges
 
 CASES = [
@@ -86,7 +83,7 @@ def case(
         layers_only = simulate(pipeline_costs(profile, c, cuts), cores=1)
         estimates["layers_only"].append(layers_only.round_ms / 1000)
         estimates["apart"].append(simulate(costs).round_ms / 1000)
-        result = run(model, shape, batch, owners, cuts, batches)
+        result = synthetic_run(model, shape, batch, owners, cuts, batches, lr=0.01)
         measured.append(result.rounds[1].seconds)  # after a round that warms threads, allocator
     measured_s = statistics.median(measured)
     est = {k: statistics.median(v) for k, v in estimates.items()}
@@ -108,7 +105,11 @@ def case(
             "sim_in_flight_bytes": sim_est,
             "sim_in_flight_error": (sim_est - got) / got,
         }
-    row = {
+
+    def error(estimate_s: float) -> float:
+        return (estimate_s - measured_s) / measured_s
+
+    return {
         "model": model,
         "batch_size": batch,
         "data_owners": owners,
@@ -120,35 +121,16 @@ def case(
         "sim_error_per_pair": [
             (e - m) / m for e, m in zip(estimates["sim"], measured, strict=True)
         ],
+        "sim_round_s": est["sim"],
+        "sim_error": error(est["sim"]),
+        "closed_round_s": est["closed"],
+        "closed_error": error(est["closed"]),
+        "sim_layers_only_round_s": est["layers_only"],
+        "sim_layers_only_error": error(est["layers_only"]),
+        "sim_apart_round_s": est["apart"],
+        "sim_apart_error": error(est["apart"]),
+        "memory": memory,
     }
-    for key, name in (("sim", "sim"), ("closed", "closed"), ("layers_only", "sim_layers_only")):
-        row[f"{name}_round_s"] = est[key]
-        row[f"{name}_error"] = (est[key] - measured_s) / measured_s
-    row["sim_apart_round_s"] = est["apart"]
-    row["sim_apart_error"] = (est["apart"] - measured_s) / measured_s
-    row["memory"] = memory
-    return row
-
-
-def run(
-    model: str, shape: tuple[int, ...], batch: int, owners: int, cuts: list[int], batches: int
-) -> RunResult:
-    """Two rounds of the case on synthetic data, in process, with ``mpsl run``'s defaults."""
-    data = load_synthetic(shape, 10, train_size=owners * batch * batches, test_size=batch)
-    cfg = RunConfig(
-        model=model,
-        dataset="synthetic",
-        input_shape=list(shape),
-        data_owners=owners,
-        cuts=cuts,
-        rounds=2,
-        local_epochs=1,
-        batches_per_epoch=batches,
-        batch_size=batch,
-        lr=0.01,
-    )
-    model_chain = build_model(model, 10, shape, seed=0)
-    return LocalEngine(cfg, dataset=data, model=model_chain, evaluate=False).run()
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ each pair gives one value, and the term is their median.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,7 @@ from mpsl.models import build_model
 from mpsl.profile.format import Profile
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.engine import LocalEngine, RunResult
 
 MODEL, SHAPE, BATCH, CUTS = "digits_cnn", (1, 8, 8), 32, (1, 3, 5)
 
@@ -98,21 +99,43 @@ def measure_task_overhead(
 
 def _timed_round_s(batches: int, seed: int) -> float:
     """Seconds of the calibration workload's second round (the first warms up)."""
-    data = load_synthetic(SHAPE, 10, train_size=BATCH * batches, test_size=BATCH, seed=seed)
-    config = RunConfig(
-        model=MODEL,
-        dataset="synthetic",
-        input_shape=list(SHAPE),
-        data_owners=1,
-        cuts=list(CUTS),
-        rounds=2,
-        local_epochs=1,
-        batches_per_epoch=batches,
-        batch_size=BATCH,
-        seed=seed,
+    result = synthetic_run(MODEL, SHAPE, BATCH, 1, CUTS, batches, seed=seed)
+    return result.rounds[1].seconds
+
+
+def synthetic_run(
+    model: str,
+    shape: Sequence[int],
+    batch: int,
+    owners: int,
+    cuts: Sequence[int],
+    batches: int,
+    *,
+    rounds: int = 2,
+    lr: float | None = None,
+    seed: int = 0,
+) -> RunResult:
+    """``rounds`` in-process rounds of ``model`` on synthetic data, ``batches`` per data owner."""
+    data = load_synthetic(
+        tuple(shape), 10, train_size=owners * batch * batches, test_size=batch, seed=seed
     )
-    model = build_model(MODEL, 10, SHAPE, seed=seed)
-    return LocalEngine(config, dataset=data, model=model, evaluate=False).run().rounds[1].seconds
+    values: dict[str, object] = {
+        "model": model,
+        "dataset": "synthetic",
+        "input_shape": list(shape),
+        "data_owners": owners,
+        "cuts": list(cuts),
+        "rounds": rounds,
+        "local_epochs": 1,
+        "batches_per_epoch": batches,
+        "batch_size": batch,
+        "seed": seed,
+    }
+    if lr is not None:
+        values["lr"] = lr
+    config = RunConfig.model_validate(values)
+    chain = build_model(model, 10, tuple(shape), seed=seed)
+    return LocalEngine(config, dataset=data, model=chain, evaluate=False).run()
 
 
 def with_task_overhead(profile: Profile, device: str, ms: float) -> Profile:
