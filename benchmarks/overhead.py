@@ -21,6 +21,14 @@ What each side times, after one untimed warm-up run of each:
   runs with torch's default intra-op threads and with 1, and keeps whichever is faster (the
   median): plain training gets its best setting. Outside the timer: copying the model, making the
   optimizer, slicing the shares.
+- split loop (the floor): the same P parts, one instance of each per data owner with its own
+  optimizer, trained in one plain loop in the calling thread with the best thread count of plain,
+  the data owners taking turns batch by batch as they do in a round: per batch every part's
+  forward, then from the last part to the first its backward and step, each part's input
+  gradient handed to the part before. No roles, messages, queues or task log: what MP-SL's split
+  costs by itself (three more autograd graphs, backward calls and optimizer steps per batch at
+  P = 4; K instances of every part instead of one model), which no engine can avoid.
+  ``split_ratio`` is its throughput over plain's, ``engine_share`` MP-SL's over the split loop's.
 - MP-SL: ``RoundResult.seconds`` of ``LocalEngine``: from the coordinator sending the global
   weights, through every data owner's batches on every part instance, to both FedAvg steps (the
   compute nodes' and the aggregator's) and the new global model installed. Events and memory
@@ -55,9 +63,16 @@ from mpsl.models import build_model
 from mpsl.plan import make_plan
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import SCHEDULING, LocalEngine, optimizer_factory, owner_shares
+from mpsl.runtime.engine import (
+    SCHEDULING,
+    LocalEngine,
+    optimizer_factory,
+    owner_shares,
+    resolve_cuts,
+)
 from mpsl.runtime.local import train_steps
-from mpsl.runtime.training import batch_plan, torch_threads
+from mpsl.runtime.training import batch_plan, loss_fn, torch_threads
+from mpsl.split import split_model
 
 CASES = [
     # (label, model, dataset, input shape, batch size, data owners)
@@ -77,6 +92,44 @@ def plain(cfg: RunConfig, dataset, model) -> tuple[float, int]:
         batches = batch_plan(len(share), cfg.batch_size, cfg.batches_per_epoch, cfg.local_epochs, k)
         samples += train_steps(local, share, batches, opt)
     return time.perf_counter() - start, samples
+
+
+def split_loop(cfg: RunConfig, dataset, model) -> tuple[float, int]:
+    """Seconds and samples of the config's parts trained in one plain loop (see above)."""
+    parts = split_model(copy.deepcopy(model), resolve_cuts(cfg, model.num_layers))
+    make = optimizer_factory(cfg)
+    owners = []
+    for k, share in enumerate(owner_shares(cfg, dataset)):
+        mine = [copy.deepcopy(p) for p in parts]
+        batches = batch_plan(len(share), cfg.batch_size, cfg.batches_per_epoch, cfg.local_epochs, k)
+        owners.append((mine, [make(p) for p in mine], share, batches))
+    start, samples = time.perf_counter(), 0
+    for b in range(max(len(o[3]) for o in owners)):
+        for mine, optimizers, share, batches in owners:  # data owners take turns, as in a round
+            if b < len(batches):
+                samples += split_step(mine, optimizers, share, batches[b])
+    return time.perf_counter() - start, samples
+
+
+def split_step(parts: list, optimizers: list, data, idx) -> int:
+    """One SGD step of a model cut into ``parts``: what the roles do for a batch, in one loop."""
+    inputs, outputs = [], []
+    h = data.x[idx]
+    for i, part in enumerate(parts):
+        z = h.detach().requires_grad_(True) if i else h
+        h = part(z)
+        inputs.append(z)
+        outputs.append(h)
+    loss = loss_fn(h, data.y[idx])
+    loss.backward()
+    float(loss.detach())  # a data owner reports its loss
+    for i in reversed(range(len(parts))):
+        if i < len(parts) - 1:
+            outputs[i].backward(inputs[i + 1].grad)
+        if optimizers[i] is not None:
+            optimizers[i].step()
+            optimizers[i].zero_grad(set_to_none=True)
+    return len(idx)
 
 
 def mpsl(cfg: RunConfig, dataset, model, scheduling: str) -> tuple[float, int]:
@@ -155,22 +208,28 @@ def measure(case: tuple, repeats: int, epochs: int, cut_choice: str) -> dict:
     default = torch.get_num_threads()
     settings = sorted({default, 1})
     plain(cfg, dataset, model)  # warm-up: allocator, kernels
+    split_loop(cfg, dataset, model)
     for scheduling in SCHEDULING:
         mpsl(cfg, dataset, model, scheduling)
     runs: dict[str, list[float]] = {f"plain_{t}_threads": [] for t in settings}
+    runs |= {f"split_{t}_threads": [] for t in settings}
     runs |= {f"mpsl_{s}": [] for s in SCHEDULING}
     for _ in range(repeats):
         for t in settings:
             with torch_threads(t):
                 wait_quiet()
                 seconds, samples = plain(cfg, dataset, model)
-            runs[f"plain_{t}_threads"].append(samples / seconds)
+                runs[f"plain_{t}_threads"].append(samples / seconds)
+                wait_quiet()
+                seconds, samples = split_loop(cfg, dataset, model)
+                runs[f"split_{t}_threads"].append(samples / seconds)
         for scheduling in SCHEDULING:
             wait_quiet()
             seconds, samples = mpsl(cfg, dataset, model, scheduling)
             runs[f"mpsl_{scheduling}"].append(samples / seconds)
     best = max(settings, key=lambda t: statistics.median(runs[f"plain_{t}_threads"]))
     p = statistics.median(runs[f"plain_{best}_threads"])
+    f = statistics.median(runs[f"split_{best}_threads"])
     m = statistics.median(runs["mpsl_cooperative"])
     t = statistics.median(runs["mpsl_threads"])
     return {
@@ -185,6 +244,9 @@ def measure(case: tuple, repeats: int, epochs: int, cut_choice: str) -> dict:
         "plain_samples_per_s": p,
         "mpsl_samples_per_s": m,
         "ratio": m / p,
+        "split_samples_per_s": f,
+        "split_ratio": f / p,
+        "engine_share": m / f,
         "threads_samples_per_s": t,
         "threads_ratio": t / p,
         "runs": runs,
@@ -213,7 +275,8 @@ def main() -> None:
                 f"{r['case']:34s} cuts {r['cuts']}  "
                 f"plain {r['plain_samples_per_s']:9.1f} samples/s "
                 f"({r['plain_threads']} thr)   MP-SL {r['mpsl_samples_per_s']:9.1f} samples/s   "
-                f"ratio {r['ratio']:.2f} (threads engine {r['threads_ratio']:.2f})   [{spread}]",
+                f"ratio {r['ratio']:.2f} (threads engine {r['threads_ratio']:.2f}; split loop "
+                f"{r['split_ratio']:.2f}, MP-SL/split loop {r['engine_share']:.2f})   [{spread}]",
                 file=sys.stderr,
             )
     data = {"benchmark": "overhead", "goal": "ratio >= 0.8", "machine": machine(), "cases": rows}
