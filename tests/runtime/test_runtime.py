@@ -16,7 +16,7 @@ from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import LocalEngine, share_cores
-from mpsl.runtime.memory import SavedBytesMeter, saved_bytes
+from mpsl.runtime.memory import SavedBytesMeter, saved_storages
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.training import fedavg
 
@@ -231,9 +231,8 @@ def test_saved_bytes_are_measured_once_per_kind_of_input():
     meter = SavedBytesMeter()
     for batch in (8, 8, 3):
         x = torch.randn(batch, 1, 8, 8)
-        fresh = [0]
-        with saved_bytes(fresh, model.parameters()):
+        with saved_storages(model.parameters()) as fresh:
             model(x)
         _, counted = meter.run(lambda x=x: model(x), model, x)
-        assert counted == fresh[0] > 0
+        assert counted == sum(fresh.values()) > 0
     assert len(meter._known) == 2

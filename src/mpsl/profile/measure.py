@@ -24,7 +24,7 @@ Memory:
 - ``buffer_bytes``: the layer's buffers (BatchNorm running statistics), kept by every instance.
 - ``saved_bytes``: what autograd keeps from one forward until its backward: the storages of the
   tensors it saves (``torch.autograd.graph.saved_tensors_hooks``), each storage once, parameters
-  excluded; the same count the runtime makes of its roles (``mpsl.runtime.memory.saved_bytes``).
+  excluded; the same count the runtime makes of its roles (``mpsl.runtime.memory.saved_storages``).
   ``saves_input`` / ``saves_output`` say whether the layer's input / output are among them, so
   that a part of several layers counts a tensor kept on both sides of a cut inside it once.
 """
@@ -47,6 +47,7 @@ from mpsl.models import MODELS, LayerChain, build_model
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.quiet import silenced
 from mpsl.runtime.allocator import keep_freed_memory
+from mpsl.runtime.memory import saved_storages
 from mpsl.runtime.training import make_optimizer
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,7 @@ class _LayerRun:
 
     def saved(self) -> tuple[int, bool, bool]:
         """(bytes autograd keeps for backward, whether the input is kept, whether the output is)."""
-        params = {p.untyped_storage().data_ptr() for p in self.layer.parameters()}
-        kept: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in params:
-                kept[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with saved_storages(self.layer.parameters()) as kept:
             y = self.layer(self.x)
         inp, out = self.x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()
         return sum(kept.values()), inp in kept, out in kept

@@ -23,24 +23,24 @@ def state_bytes(module: nn.Module, optimizer: torch.optim.Optimizer | None) -> i
 
 
 @contextlib.contextmanager
-def saved_bytes(counter: list[int], exclude: Iterable[nn.Parameter] = ()) -> Iterator[None]:
-    """Add to ``counter[0]`` the bytes of tensors autograd saves for backward (weights excluded)."""
+def saved_storages(exclude: Iterable[nn.Parameter] = ()) -> Iterator[dict[int, int]]:
+    """Collect the storages autograd saves for backward in the block (weights excluded), as
+    {storage pointer: bytes}: each storage once, however many saved tensors view it."""
     skip = {p.untyped_storage().data_ptr() for p in exclude}
-    seen: set[int] = set()
+    kept: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in skip and ptr not in seen:
-            seen.add(ptr)
-            counter[0] += t.untyped_storage().nbytes()
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            kept[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        yield
+        yield kept
 
 
 class SavedBytesMeter:
-    """``saved_bytes`` of a forward, measured once per kind of input and then reused.
+    """Bytes of ``saved_storages`` of a forward, measured once per kind of input and then reused.
 
     What autograd saves depends on the module and on the input's shape, dtype and whether it needs
     a gradient, not on its values. Measuring needs a Python hook call per saved tensor and a pass
@@ -57,8 +57,7 @@ class SavedBytesMeter:
         known = self._known.get(key)
         if known is not None:
             return fn(), known
-        counter = [0]
-        with saved_bytes(counter, module.parameters()):
+        with saved_storages(module.parameters()) as kept:
             result = fn()
-        self._known[key] = counter[0]
-        return result, counter[0]
+        self._known[key] = sum(kept.values())
+        return result, self._known[key]
