@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck layers unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The import-linter contracts in pyproject.toml: arrows point down (docs/architecture.md).
+layers: $(STAMP)
+	PYTHONPATH=src $(BIN)/lint-imports
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test: lint typecheck unit
+test: lint typecheck layers unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

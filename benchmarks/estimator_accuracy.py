@@ -20,11 +20,11 @@ import sys
 
 from _common import machine, write
 from mpsl.cluster import Cluster, reference_testbed
+from mpsl.emulate.emulation import Emulation
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.simulate import simulate_deployment
 from mpsl.profile.format import Profile
 from mpsl.profile.shipped import load_profile
-from mpsl.runtime.emulation import Emulation
 
 OWNER_CUTS = {"vgg19": (3, 20), "resnet101": (3, 33)}  # data owner keeps 1..a and b+1..S
 

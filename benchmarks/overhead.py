@@ -58,7 +58,7 @@ import torch
 from _common import machine, write
 from mpsl.data import load_dataset
 from mpsl.data.synthetic import load_synthetic
-from mpsl.estimate.calibrate import local_cluster
+from mpsl.emulate.calibrate import local_cluster
 from mpsl.models import build_model
 from mpsl.plan import make_plan
 from mpsl.profile.measure import MeasureSettings, measure_model
@@ -70,9 +70,9 @@ from mpsl.runtime.engine import (
     owner_shares,
     resolve_cuts,
 )
-from mpsl.runtime.local import train_steps
-from mpsl.runtime.training import batch_plan, loss_fn, torch_threads
 from mpsl.split import split_model
+from mpsl.training.plain import train_steps
+from mpsl.training.steps import batch_plan, loss_fn, torch_threads
 
 CASES = [
     # (label, model, dataset, input shape, batch size, data owners)

@@ -15,10 +15,10 @@ import json
 import sys
 
 from _common import machine, write
+from mpsl.emulate.emulation import Emulation
 from mpsl.estimate.simulate import simulate_deployment
 from mpsl.plan import make_plan
 from mpsl.profile.shipped import load_profile
-from mpsl.runtime.emulation import Emulation
 from planner_vs_manual import HETEROGENEOUS, MODELS, vms
 
 

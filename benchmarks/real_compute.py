@@ -4,7 +4,7 @@ compute nodes' memory, then train the same round for real and compare.
     python benchmarks/real_compute.py [--json] [--out FILE] [--pairs 5]
 
 Round time: the estimate adds to the layers' profiled times one per-task overhead of the runtime,
-measured once at the start on its own calibration workload (``mpsl.estimate.calibrate``: digits_cnn,
+measured once at the start on its own calibration workload (``mpsl.emulate.calibrate``: digits_cnn,
 not one of the cases), so nothing is fitted to the cases judged here; the layers-only estimate is
 reported beside it. Profiles, calibration and runs all use torch's default thread count. The runs
 use ``mpsl run``'s cooperative scheduling (every role takes turns on this machine, one task at a
@@ -33,7 +33,7 @@ import statistics
 import sys
 
 from _common import machine, write
-from mpsl.estimate.calibrate import (
+from mpsl.emulate.calibrate import (
     TaskOverhead,
     local_cluster,
     measure_task_overhead,

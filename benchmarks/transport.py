@@ -25,7 +25,7 @@ over repeats, with the spread (min, max) and each run alongside. The top-level t
 ratio and rtt_1kb_us are for the link without encryption, or with CURVE given --secure (the
 "encryption" key says which); both are always under "modes". Processes that run ZmqTransport
 import mpsl.deploy.transport, which tunes glibc's malloc to keep large buffers
-(mpsl.runtime.allocator.keep_freed_memory); rx_page_faults_per_message shows whether the
+(mpsl.training.allocator.keep_freed_memory); rx_page_faults_per_message shows whether the
 receiver's buffers are reused
 (a 32 MiB buffer in fresh pages costs 8192 minor faults with 4 KiB pages).
 """

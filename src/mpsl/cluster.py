@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.errors import FormatError
 from mpsl.fileformat import load_model, save_model
-from mpsl.profile.format import Profile
 
 
 class DataOwnerGroup(BaseModel):
@@ -124,17 +123,10 @@ class Cluster(BaseModel):
                 return groups[end].link_bps, groups[end].link_latency_s
         return self.links.compute_to_compute_bps, self.links.compute_to_compute_latency_s
 
-    def check_devices(self, profile: Profile, source: str = "cluster") -> None:
-        """Raise FormatError naming each device of the cluster that ``profile`` lacks."""
-        known = set(profile.devices())
+    def devices(self) -> list[tuple[str, str]]:
+        """(where in the file, device name) of every compute node and data-owner group."""
         wanted = [(f"compute_nodes[{i}]", n.device) for i, n in enumerate(self.compute_nodes)]
-        wanted += [(f"data_owners[{i}]", g.device) for i, g in enumerate(self.data_owners)]
-        missing = [f"{where}.device '{dev}'" for where, dev in wanted if dev not in known]
-        if missing:
-            raise FormatError(
-                f"{source}: {'; '.join(missing)} not in the profile of {profile.model} "
-                f"(devices there: {', '.join(sorted(known))})"
-            )
+        return wanted + [(f"data_owners[{i}]", g.device) for i, g in enumerate(self.data_owners)]
 
     @classmethod
     def load(cls, path: str | Path) -> Cluster:

@@ -11,7 +11,7 @@ from mpsl.deploy.role import Role, role_of
 from mpsl.errors import ConfigError, RuntimeFailure
 from mpsl.runtime.engine import LocalEngine, load_run_data, owner_shares
 from mpsl.runtime.messages import Kind
-from mpsl.runtime.training import batch_plan, owner_seed
+from mpsl.training.steps import batch_plan, owner_seed
 
 
 def test_equivalence_of_processes_and_in_process_engine():

@@ -179,7 +179,7 @@ def test_check_devices_names_every_missing_device() -> None:
     bad["compute_nodes"][1]["device"] = "gpu"
     cluster = Cluster.model_validate(bad)
     with pytest.raises(FormatError) as err:
-        cluster.check_devices(profile, source="c.json")
+        profile.require_devices(cluster.devices(), source="c.json")
     msg = str(err.value)
     assert msg.startswith("c.json: ")
     assert "compute_nodes[1].device 'gpu'" in msg and "data_owners[0].device 'd1'" in msg

@@ -7,7 +7,7 @@ import torch
 
 from mpsl.cluster import Cluster
 from mpsl.data.synthetic import load_synthetic
-from mpsl.estimate.calibrate import measure_task_overhead, with_task_overhead
+from mpsl.emulate.calibrate import measure_task_overhead, with_task_overhead
 from mpsl.estimate.closed_form import multihop
 from mpsl.estimate.costs import pipeline_costs
 from mpsl.estimate.memory import (

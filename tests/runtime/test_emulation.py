@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mpsl.cluster import Cluster
+from mpsl.emulate.emulation import Emulation
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.runtime.device import Device
-from mpsl.runtime.emulation import Emulation
 
 PROFILE = Profile(
     model="toy",

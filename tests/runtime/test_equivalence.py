@@ -11,9 +11,9 @@ from mpsl.data import partition
 from mpsl.data.synthetic import load_synthetic
 from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.data_owner import Workload
 from mpsl.runtime.engine import LocalEngine, optimizer_factory
-from mpsl.runtime.local import fedavg_round
+from mpsl.training.plain import fedavg_round
+from mpsl.training.steps import Workload
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

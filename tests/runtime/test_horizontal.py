@@ -13,10 +13,10 @@ from mpsl.errors import ConfigError
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.data_owner import Workload
 from mpsl.runtime.engine import LocalEngine, optimizer_factory
-from mpsl.runtime.local import fedavg_round
 from mpsl.runtime.messages import Kind, Message
+from mpsl.training.plain import fedavg_round
+from mpsl.training.steps import Workload
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=1)
 ASSIGNMENT = [0, 1, 0, 1, 1]

@@ -16,9 +16,9 @@ from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import LocalEngine, share_cores
-from mpsl.runtime.memory import SavedBytesMeter, saved_storages
 from mpsl.runtime.messages import Kind, Message
-from mpsl.runtime.training import fedavg
+from mpsl.training.memory import SavedBytesMeter, saved_storages
+from mpsl.training.steps import fedavg
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
 

@@ -35,11 +35,11 @@ def emulate(
     their sizes, so large models and many data owners run on one machine. Prints the measured
     round time next to the simulation's and the closed form's predictions.
     """
+    from mpsl.emulate.emulation import Emulation
     from mpsl.estimate.closed_form import multihop
     from mpsl.estimate.simulate import simulate_deployment
     from mpsl.profile.shipped import load_profile
     from mpsl.report.summary import write_run
-    from mpsl.runtime.emulation import Emulation
 
     if time_scale <= 0:
         raise ConfigError(f"must be positive; got {time_scale}", field="--time-scale")

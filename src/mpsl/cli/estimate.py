@@ -108,7 +108,7 @@ def estimate_command(
     """Predict the round time, per-node memory and utilization of CUTS on CLUSTER."""
     prof = load_profile(profile)
     clus = Cluster.load(cluster)
-    clus.check_devices(prof, source=str(cluster))
+    prof.require_devices(clus.devices(), source=str(cluster))
     est = estimate(
         prof,
         clus,

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mpsl.cli.common import parse_ints
+from mpsl.emulate.calibrate import measure_task_overhead, with_task_overhead
 from mpsl.errors import ConfigError, FormatError
-from mpsl.estimate.calibrate import measure_task_overhead, with_task_overhead
 from mpsl.profile.format import Profile
 from mpsl.profile.measure import MeasureSettings, default_device_name, measure_model
 from mpsl.profile.reference import import_all

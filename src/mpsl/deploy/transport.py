@@ -25,8 +25,8 @@ from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import Credentials
 from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, decode, encode
 from mpsl.errors import ProtocolError
-from mpsl.runtime.allocator import keep_freed_memory
 from mpsl.runtime.messages import Kind, Message
+from mpsl.training.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ def pipeline_costs(
     names = names[: len(middle)]
     if len(set(names)) != len(names):
         raise FormatError(f"a compute node can host one part only; got {names}")
-    cluster.check_devices(profile)
+    profile.require_devices(cluster.devices())
     scale = cluster.training.batch_size / profile.batch_size
 
     def span(device: str, first: int, last: int, slowdown: float) -> tuple[float, float]:

@@ -185,7 +185,7 @@ def _check_inputs(profile: Profile, cluster: Cluster, first_cut: int, last_cut: 
             f"layers first+1..last; choose e.g. --first-cut {min(first_cut, last_cut) - 1 or 1} "
             f"--last-cut {max(first_cut, last_cut)}"
         )
-    cluster.check_devices(profile)
+    profile.require_devices(cluster.devices())
     for g in cluster.data_owners:
         for layer in [*range(1, first_cut + 1), *range(last_cut + 1, s + 1)]:
             profile.timing(g.device, layer)  # raises FormatError naming the layer and device

@@ -11,6 +11,7 @@ A device missing from a layer's ``ms`` means "not measured" (never "free").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -89,6 +90,16 @@ class Profile(BaseModel):
         for layer in self.layers:
             names.update(dict.fromkeys(layer.ms))
         return list(names)
+
+    def require_devices(self, wanted: Sequence[tuple[str, str]], source: str = "cluster") -> None:
+        """Raise FormatError naming each (where, device) of ``wanted`` this profile lacks."""
+        known = set(self.devices())
+        missing = [f"{where}.device '{dev}'" for where, dev in wanted if dev not in known]
+        if missing:
+            raise FormatError(
+                f"{source}: {'; '.join(missing)} not in the profile of {self.model} "
+                f"(devices there: {', '.join(sorted(known))})"
+            )
 
     def timing(self, device: str, layer: int) -> Timing:
         """Timing of 1-based ``layer`` on ``device``; FormatError if it was not measured."""

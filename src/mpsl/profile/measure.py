@@ -24,7 +24,7 @@ Memory:
 - ``buffer_bytes``: the layer's buffers (BatchNorm running statistics), kept by every instance.
 - ``saved_bytes``: what autograd keeps from one forward until its backward: the storages of the
   tensors it saves (``torch.autograd.graph.saved_tensors_hooks``), each storage once, parameters
-  excluded; the same count the runtime makes of its roles (``mpsl.runtime.memory.saved_storages``).
+  excluded; the same count the runtime makes of its roles (``mpsl.training.memory.saved_storages``).
   ``saves_input`` / ``saves_output`` say whether the layer's input / output are among them, so
   that a part of several layers counts a tensor kept on both sides of a cut inside it once.
 """
@@ -46,9 +46,9 @@ from mpsl.errors import ConfigError
 from mpsl.models import MODELS, LayerChain, build_model
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.quiet import silenced
-from mpsl.runtime.allocator import keep_freed_memory
-from mpsl.runtime.memory import saved_storages
-from mpsl.runtime.training import make_optimizer
+from mpsl.training.allocator import keep_freed_memory
+from mpsl.training.memory import saved_storages
+from mpsl.training.steps import make_optimizer
 
 log = logging.getLogger(__name__)
 

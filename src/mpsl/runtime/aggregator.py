@@ -6,8 +6,8 @@ import logging
 
 from mpsl.runtime.events import EventLog, TaskRecord
 from mpsl.runtime.messages import Kind, Message
-from mpsl.runtime.training import fedavg
 from mpsl.runtime.transport import Transport
+from mpsl.training.steps import fedavg
 
 log = logging.getLogger(__name__)
 

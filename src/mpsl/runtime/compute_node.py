@@ -18,10 +18,10 @@ from torch import nn
 
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog, TaskRecord
-from mpsl.runtime.memory import SavedBytesMeter, state_bytes
 from mpsl.runtime.messages import Kind, Message
-from mpsl.runtime.training import fedavg
 from mpsl.runtime.transport import Transport
+from mpsl.training.memory import SavedBytesMeter, state_bytes
+from mpsl.training.steps import fedavg
 
 log = logging.getLogger(__name__)
 

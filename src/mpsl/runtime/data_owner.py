@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,22 +16,12 @@ from torch import nn
 from mpsl.data.base import Labeled
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog, TaskRecord
-from mpsl.runtime.memory import SavedBytesMeter, state_bytes
 from mpsl.runtime.messages import Kind, Message, owner_endpoint, strip_prefix
-from mpsl.runtime.training import batch_plan, loss_fn, owner_seed
 from mpsl.runtime.transport import Transport
+from mpsl.training.memory import SavedBytesMeter, state_bytes
+from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Workload:
-    """How much a data owner trains each round."""
-
-    batch_size: int
-    local_epochs: int
-    batches_per_epoch: int | None
-    seed: int
 
 
 class DataOwner:

@@ -21,18 +21,18 @@ from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.models import LayerChain, build_model
 from mpsl.runtime.aggregator import Aggregator
-from mpsl.runtime.allocator import keep_freed_memory
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.cooperative import CooperativeTransport
 from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
-from mpsl.runtime.data_owner import DataOwner, Workload
+from mpsl.runtime.data_owner import DataOwner
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import node_endpoint, owner_endpoint
-from mpsl.runtime.training import make_optimizer, torch_threads
 from mpsl.runtime.transport import InProcessTransport, LinkModel
 from mpsl.split import even_cuts, split_model
+from mpsl.training.allocator import keep_freed_memory
+from mpsl.training.steps import Workload, make_optimizer, torch_threads
 
 log = logging.getLogger(__name__)
 

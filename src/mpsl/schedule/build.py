@@ -33,7 +33,7 @@ def from_cluster(
     profile: Profile, cluster: Cluster, cuts: Sequence[int], source: str = "cluster"
 ) -> Scenario:
     """The scheduling scenario of ``cluster`` training ``profile``'s model cut at ``cuts``."""
-    cluster.check_devices(profile, source)
+    profile.require_devices(cluster.devices(), source)
     if cluster.training.batch_size != profile.batch_size:
         raise ConfigError(
             f"the cluster trains batches of {cluster.training.batch_size} but the profile of "

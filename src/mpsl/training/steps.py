@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,16 @@ def make_optimizer(
     return torch.optim.SGD(
         params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused or None
     )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How much a data owner trains each round."""
+
+    batch_size: int
+    local_epochs: int
+    batches_per_epoch: int | None
+    seed: int
 
 
 def batch_plan(

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from mpsl.data.base import Labeled
-from mpsl.runtime.data_owner import Workload
-from mpsl.runtime.training import batch_plan, fedavg, loss_fn, owner_seed
+from mpsl.training.steps import Workload, batch_plan, fedavg, loss_fn, owner_seed
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 

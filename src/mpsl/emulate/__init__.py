@@ -1,0 +1,1 @@
+"""Emulation and calibration: the real runtime driven by the estimator's cost model (above both)."""

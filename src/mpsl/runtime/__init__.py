@@ -1,0 +1,1 @@
+"""The MP-SL runtime: roles, messages, transports and the in-process engine."""
