@@ -15,15 +15,17 @@ from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import LocalEngine, optimizer_factory
 from mpsl.runtime.messages import Kind, Message
+from mpsl.tasks import Order, QueuePolicy
 from mpsl.training.plain import fedavg_round
 from mpsl.training.steps import Workload
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=1)
 ASSIGNMENT = [0, 1, 0, 1, 1]
-ORDERS = {
+STEPS = {
     0: [(2, "fwd"), (0, "fwd"), (2, "bwd"), (0, "bwd")],
     1: [(4, "fwd"), (1, "fwd"), (3, "fwd"), (1, "bwd"), (4, "bwd"), (3, "bwd")],
 }
+ORDERS = {helper: Order.of(steps) for helper, steps in STEPS.items()}
 
 
 def _config(**kw):
@@ -42,7 +44,7 @@ def _config(**kw):
 
 def test_helpers_follow_assignment_and_order():
     res = LocalEngine(_config(), dataset=DATA, assignment=ASSIGNMENT, orders=ORDERS).run()
-    for helper, order in ORDERS.items():
+    for helper, order in STEPS.items():
         done = [
             (r.owner, r.kind)
             for r in sorted(res.events.records, key=lambda r: r.start)
@@ -68,7 +70,7 @@ def test_horizontal_round_equivalence_with_fedavg_of_local_training():
 
 
 def test_scheduled_queue_waits_for_its_turn():
-    q = TaskQueue("scheduled", [(1, "fwd"), (0, "fwd")])
+    q = TaskQueue(QueuePolicy.SCHEDULED, Order.of([(1, "fwd"), (0, "fwd"), (1, "bwd"), (0, "bwd")]))
     q.push(Message(Kind.ACTIVATION, "x", owner=0, batch=0))
     assert not q.ready()  # owner 1 goes first
     q.push(Message(Kind.ACTIVATION, "x", owner=1, batch=0))
@@ -102,7 +104,7 @@ def test_run_follows_a_schedule_file(tmp_path):
 
     tasks = [
         {"owner": o, "helper": h, "kind": kind, "start_ms": float(i), "end_ms": i + 0.5}
-        for h, order in ORDERS.items()
+        for h, order in STEPS.items()
         for i, (o, kind) in enumerate(order)
     ]
     sched = tmp_path / "schedule.json"
@@ -134,7 +136,7 @@ def test_run_follows_a_schedule_file(tmp_path):
         for e in events
         if e["node"] == "node2" and e["kind"] in ("fwd", "bwd")
     ]
-    assert node2 == ORDERS[1] * 2 * 2  # 2 batches per epoch, 2 local epochs (default)
+    assert node2 == STEPS[1] * 2 * 2  # 2 batches per epoch, 2 local epochs (default)
     bad = json.loads(sched.read_text())
     bad["tasks"] = bad["tasks"][1:]
     sched.write_text(json.dumps(bad))
@@ -144,6 +146,8 @@ def test_run_follows_a_schedule_file(tmp_path):
 
 def test_a_helper_without_data_owners_stays_idle():
     order = [(k, "fwd") for k in range(5)] + [(k, "bwd") for k in range(5)]
-    res = LocalEngine(_config(), dataset=DATA, assignment=[1] * 5, orders={1: order}).run()
+    res = LocalEngine(
+        _config(), dataset=DATA, assignment=[1] * 5, orders={1: Order.of(order)}
+    ).run()
     assert not [r for r in res.events.records if r.node == "node1" and r.kind in ("fwd", "bwd")]
     assert res.rounds[0].samples == 5 * 3 * 8

@@ -10,13 +10,14 @@ from typer.testing import CliRunner
 
 from mpsl.cli import app
 from mpsl.data.synthetic import load_synthetic
-from mpsl.errors import FormatError
+from mpsl.errors import ConfigError, FormatError
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import LocalEngine, share_cores
 from mpsl.runtime.messages import Kind, Message
+from mpsl.tasks import QueuePolicy
 from mpsl.training.memory import SavedBytesMeter, saved_storages
 from mpsl.training.steps import fedavg
 
@@ -45,12 +46,12 @@ def test_queue_policies_order_tasks():
     fwd = [Message(Kind.ACTIVATION, "a", owner=i) for i in range(2)]
     bwd = Message(Kind.GRADIENT, "b", owner=9)
     for policy, expected in [("fifo", [0, 1, 9]), ("backward-first", [9, 0, 1])]:
-        q = TaskQueue(policy)
+        q = TaskQueue(QueuePolicy(policy))
         for m in [*fwd, bwd]:
             q.push(m)
         assert [q.pop().owner for _ in range(3)] == expected
-    with pytest.raises(ValueError, match="unknown queue policy"):
-        TaskQueue("lifo")
+    with pytest.raises(ConfigError, match="unknown queue policy"):
+        QueuePolicy.parse("lifo")
 
 
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])

@@ -23,9 +23,10 @@ from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
 from mpsl.runtime.engine import Layout, RunResult, load_run_data, resolve_cuts
-from mpsl.runtime.events import EventLog, TaskRecord
-from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint
+from mpsl.runtime.events import EventLog
+from mpsl.runtime.messages import Kind, Message
 from mpsl.split import split_model
+from mpsl.tasks import TaskRecord, node_endpoint, owner_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class DeploymentCoordinator:
                 continue
             waiting.discard(msg.sender)
             for rec in msg.meta.get("records", []):
-                events.add(TaskRecord(**rec))
+                events.add(TaskRecord.from_json(rec))
             for link, n in msg.meta.get("bytes_sent", {}).items():
                 if NAME not in link.split("->"):
                     links[link] = n

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint
+from mpsl.runtime.messages import Kind, Message
+from mpsl.tasks import node_endpoint, owner_endpoint
 
 COORDINATOR = "coordinator"
 CONTROL = {Kind.ROUND_START, Kind.AGGREGATE, Kind.STOP, Kind.ASSIGN, Kind.ERROR}

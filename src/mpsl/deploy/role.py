@@ -35,8 +35,9 @@ from mpsl.runtime.engine import (
     owner_workload,
 )
 from mpsl.runtime.events import EventLog
-from mpsl.runtime.messages import Kind, Message, node_endpoint
+from mpsl.runtime.messages import Kind, Message
 from mpsl.split import split_model
+from mpsl.tasks import QueuePolicy, node_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class Role:
                 self.transport,
                 self.events,
                 make_opt,
-                config.queue_policy,
+                QueuePolicy(config.queue_policy),
             )
             prev = {k: layout.prev_hop(i)(k) for k in range(owners)}
             nxt = {k: layout.next_hop(i)(k) for k in range(owners)}

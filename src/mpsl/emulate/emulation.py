@@ -24,9 +24,10 @@ from mpsl.profile.format import Profile
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import LocalEngine, RunResult
-from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint
+from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import LinkModel
 from mpsl.split import part_ranges
+from mpsl.tasks import node_endpoint, owner_endpoint
 
 
 def stand_in_model(profile: Profile) -> LayerChain:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-from mpsl.runtime.events import TaskRecord
+from mpsl.tasks import TaskRecord
 
 MAX_OWNER_ROWS = 8
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from mpsl.runtime.events import EventLog, TaskRecord
+from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import Transport
+from mpsl.tasks import TaskKind, TaskRecord
 from mpsl.training.steps import fedavg
 
 log = logging.getLogger(__name__)
@@ -60,5 +61,7 @@ class Aggregator:
         )
         self.transport.send(self.coordinator, reply)
         self.events.add(
-            TaskRecord(self.name, -1, -1, r, "aggregate", start, self.events.now(), reply.nbytes)
+            TaskRecord(
+                self.name, -1, -1, r, TaskKind.AGGREGATE, start, self.events.now(), reply.nbytes
+            )
         )

@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mpsl.errors import ConfigError
 from mpsl.runtime.device import REAL, Device
-from mpsl.runtime.events import EventLog, TaskRecord
+from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import Transport
+from mpsl.tasks import Action, Order, QueuePolicy, TaskKind, TaskRecord
 from mpsl.training.memory import SavedBytesMeter, state_bytes
 from mpsl.training.steps import fedavg
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("fifo", "backward-first", "scheduled")
-TASK_KIND = {Kind.ACTIVATION: "fwd", Kind.GRADIENT: "bwd"}
+TASK_KIND = {Kind.ACTIVATION: TaskKind.FWD, Kind.GRADIENT: TaskKind.BWD}
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 
 
@@ -41,23 +42,21 @@ class Instance:
 
 
 class TaskQueue:
-    """Pending tasks of a compute node, ordered by policy.
+    """Pending tasks of a compute node, ordered by its ``QueuePolicy``.
 
-    ``fifo``: arrival order. ``backward-first``: any backward task before any forward task.
-    ``scheduled``: exactly the given order of (data owner, "fwd"/"bwd") tasks, repeated for each
-    batch; a task that arrives early waits for its turn (what a scheduler's plan prescribes).
+    ``scheduled``: exactly the actions of an ``Order``, batch after batch; a task that arrives
+    early waits for its turn (what a scheduler's plan prescribes). Control messages keep their
+    arrival order under every policy.
     """
 
-    def __init__(self, policy: str, order: Sequence[tuple[int, str]] = ()) -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"unknown queue policy '{policy}'; choose one of {POLICIES}")
-        if policy == "scheduled" and not order:
-            raise ValueError("the scheduled policy needs a task order")
+    def __init__(self, policy: QueuePolicy, order: Order | None = None) -> None:
+        if policy is QueuePolicy.SCHEDULED and order is None:
+            raise ConfigError("the scheduled queue policy needs a task order", field="schedule")
         self.policy = policy
-        self.order = list(order)
+        self.order = order
         self._fifo: deque[Message] = deque()
         self._backward: deque[Message] = deque()
-        self._waiting: dict[tuple[int, str, int], Message] = {}
+        self._waiting: dict[Action, Message] = {}
         self._cursor = 0
 
     def __len__(self) -> int:
@@ -65,16 +64,16 @@ class TaskQueue:
 
     def push(self, msg: Message) -> None:
         """Add a task (or a control message, which keeps its arrival order)."""
-        if self.policy == "scheduled" and msg.kind in TASK_KIND:
-            self._waiting[(msg.owner, TASK_KIND[msg.kind], msg.batch)] = msg
-        elif self.policy == "backward-first" and msg.kind is Kind.GRADIENT:
+        if self.policy is QueuePolicy.SCHEDULED and msg.kind in TASK_KIND:
+            self._waiting[Action(msg.owner, TASK_KIND[msg.kind], msg.batch)] = msg
+        elif self.policy is QueuePolicy.BACKWARD_FIRST and msg.kind is Kind.GRADIENT:
             self._backward.append(msg)
         else:
             self._fifo.append(msg)
 
-    def _expected(self) -> tuple[int, str, int]:
-        owner, kind = self.order[self._cursor % len(self.order)]
-        return owner, kind, self._cursor // len(self.order)
+    def _expected(self) -> Action:
+        assert self.order is not None
+        return self.order.at(self._cursor)
 
     def ready(self) -> bool:
         """True when pop() has something to return under the policy."""
@@ -109,12 +108,12 @@ class ComputeNode:
         transport: Transport,
         events: EventLog,
         make_optimizer: OptimizerFactory,
-        policy: str = "fifo",
+        policy: QueuePolicy = QueuePolicy.FIFO,
         device: Device = REAL,
         coordinator: str = "coordinator",
         emulated_output_bytes: int = 0,
         owners: Sequence[int] | None = None,
-        order: Sequence[tuple[int, str]] = (),
+        order: Order | None = None,
     ) -> None:
         self.name = name
         self.owners = owners  # the data owners this node serves (default: all)
@@ -212,7 +211,7 @@ class ComputeNode:
             out, saved[0] = inst.meter.run(lambda: inst.module(x), inst.module, x)
             return x, out
 
-        result = self.device.run("fwd", work)
+        result = self.device.run(TaskKind.FWD, work)
         if result is None:  # emulation only: no tensors, just their sizes
             self.stash[(msg.owner, msg.batch)] = (torch.empty(0), None, msg.virtual_bytes)
             out_msg = Message(
@@ -233,7 +232,7 @@ class ComputeNode:
                 Kind.ACTIVATION, self.name, msg.owner, msg.batch, msg.round, tensor=out.detach()
             )
         self.transport.send(self.next_hop(msg.owner), out_msg)
-        self._record(msg, "fwd", start, out_msg.nbytes)
+        self._record(msg, TaskKind.FWD, start, out_msg.nbytes)
 
     def _backward(self, msg: Message) -> None:
         inst = self._instance(msg)
@@ -254,7 +253,7 @@ class ComputeNode:
                 inst.optimizer.zero_grad(set_to_none=True)
             return x.grad
 
-        grad = self.device.run("bwd", work) if out is not None else self.device.run("bwd", _none)
+        grad = self.device.run(TaskKind.BWD, work if out is not None else _none)
         self.live_activation_bytes -= saved if out is not None else 0
         out_msg = Message(
             Kind.GRADIENT,
@@ -266,7 +265,7 @@ class ComputeNode:
             virtual_bytes=0 if grad is not None else saved,
         )
         self.transport.send(self.prev_hop(msg.owner), out_msg)
-        self._record(msg, "bwd", start, out_msg.nbytes)
+        self._record(msg, TaskKind.BWD, start, out_msg.nbytes)
 
     def _aggregate(self, msg: Message) -> None:
         start = self.events.now()
@@ -291,7 +290,7 @@ class ComputeNode:
             samples=sum(i.samples for i in self.instances.values()),
         )
         self.transport.send(msg.sender, reply)
-        self._record(msg, "aggregate", start, reply.nbytes)
+        self._record(msg, TaskKind.AGGREGATE, start, reply.nbytes)
 
     def _instance(self, msg: Message) -> Instance:
         if msg.owner not in self.instances:
@@ -304,7 +303,7 @@ class ComputeNode:
     def _state_bytes(self) -> int:
         return sum(state_bytes(i.module, i.optimizer) for i in self.instances.values())
 
-    def _record(self, msg: Message, kind: str, start: float, nbytes: int) -> None:
+    def _record(self, msg: Message, kind: TaskKind, start: float, nbytes: int) -> None:
         self.events.add(
             TaskRecord(
                 self.name, msg.owner, msg.batch, self.round, kind, start, self.events.now(), nbytes

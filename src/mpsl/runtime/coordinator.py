@@ -16,8 +16,9 @@ from torch import nn
 
 from mpsl.data.base import Labeled
 from mpsl.errors import RuntimeFailure
-from mpsl.runtime.messages import Kind, Message, node_endpoint, owner_endpoint, strip_prefix
+from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
+from mpsl.tasks import node_endpoint, owner_endpoint
 from mpsl.training.steps import evaluate, fedavg, torch_threads
 
 log = logging.getLogger(__name__)

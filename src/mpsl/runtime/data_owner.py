@@ -15,9 +15,10 @@ from torch import nn
 
 from mpsl.data.base import Labeled
 from mpsl.runtime.device import REAL, Device
-from mpsl.runtime.events import EventLog, TaskRecord
-from mpsl.runtime.messages import Kind, Message, owner_endpoint, strip_prefix
+from mpsl.runtime.events import EventLog
+from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
+from mpsl.tasks import TaskKind, TaskRecord, owner_endpoint
 from mpsl.training.memory import SavedBytesMeter, state_bytes
 from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
 
@@ -129,9 +130,9 @@ class DataOwner:
             out, saved[0] = self._meters[0].run(lambda: self.first(x), self.first, x)
             return out
 
-        act = self.device.run("first_fwd", first_fwd)
+        act = self.device.run(TaskKind.FIRST_FWD, first_fwd)
         self._send(Kind.ACTIVATION, self.first_node, r, b, act, self.emulated_output_bytes[0])
-        self._record(r, b, "first_fwd", t0, act)
+        self._record(r, b, TaskKind.FIRST_FWD, t0, act)
 
         back = self._expect(Kind.ACTIVATION, r, b)
         t1 = self.events.now()
@@ -145,10 +146,10 @@ class DataOwner:
             _step(opt_last)
             return z.grad, float(loss.detach())
 
-        result = self.device.run("last", last_step)
+        result = self.device.run(TaskKind.LAST, last_step)
         grad, loss = result if result is not None else (None, 0.0)
         self._send(Kind.GRADIENT, self.last_node, r, b, grad, self.emulated_output_bytes[1])
-        self._record(r, b, "last", t1, grad)
+        self._record(r, b, TaskKind.LAST, t1, grad)
         self._peak_saved = max(self._peak_saved, saved[0])
 
         grad_in = self._expect(Kind.GRADIENT, r, b)
@@ -160,8 +161,8 @@ class DataOwner:
                 act.backward(grad_in.tensor)
             _step(opt_first)
 
-        self.device.run("first_bwd", first_bwd if act is not None else _nothing)
-        self._record(r, b, "first_bwd", t2, None)
+        self.device.run(TaskKind.FIRST_BWD, first_bwd if act is not None else _nothing)
+        self._record(r, b, TaskKind.FIRST_BWD, t2, None)
         return loss
 
     def _send(
@@ -193,7 +194,9 @@ class DataOwner:
             )
         return msg
 
-    def _record(self, r: int, b: int, kind: str, start: float, sent: torch.Tensor | None) -> None:
+    def _record(
+        self, r: int, b: int, kind: TaskKind, start: float, sent: torch.Tensor | None
+    ) -> None:
         nbytes = sent.nbytes if sent is not None else 0
         self.events.add(
             TaskRecord(self.name, self.index, b, r, kind, start, self.events.now(), nbytes)

@@ -22,11 +22,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from mpsl.tasks import TaskKind
+
 T = TypeVar("T")
 
 # The message kind (``Kind.value``) whose arrival starts each task kind of the roles. A task kind
 # not listed (a data owner's first-part forward) follows the role's previous task directly.
-TRIGGER = {"fwd": "activation", "bwd": "gradient", "last": "activation", "first_bwd": "gradient"}
+TRIGGER = {
+    TaskKind.FWD: "activation",
+    TaskKind.BWD: "gradient",
+    TaskKind.LAST: "activation",
+    TaskKind.FIRST_BWD: "gradient",
+}
 
 
 class Keeper(Protocol):
@@ -76,7 +83,7 @@ class Timeline(threading.local):
             return self.now
         return time.perf_counter()
 
-    def begin(self, kind: str, fallback: float) -> float:
+    def begin(self, kind: TaskKind, fallback: float) -> float:
         """Emulated start of a task of ``kind``: after the previous task and its trigger."""
         trigger = TRIGGER.get(kind)
         arrivals = self.pending.get(trigger) if trigger else None
@@ -116,7 +123,7 @@ class Device:
         """True when task times come from a profile."""
         return bool(self.times_ms)
 
-    def run(self, kind: str, fn: Callable[[], T]) -> T | None:
+    def run(self, kind: TaskKind, fn: Callable[[], T]) -> T | None:
         """Run task ``kind``; in emulation, take exactly its profiled time."""
         if not self.emulated:
             return fn()

@@ -28,9 +28,9 @@ from mpsl.runtime.coordinator import Coordinator, Progress, RoundResult
 from mpsl.runtime.data_owner import DataOwner
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
-from mpsl.runtime.messages import node_endpoint, owner_endpoint
 from mpsl.runtime.transport import InProcessTransport, LinkModel
 from mpsl.split import even_cuts, split_model
+from mpsl.tasks import Order, QueuePolicy, node_endpoint, owner_endpoint
 from mpsl.training.allocator import keep_freed_memory
 from mpsl.training.steps import Workload, make_optimizer, torch_threads
 
@@ -165,7 +165,7 @@ class LocalEngine:
         emulated_bytes: Mapping[str, int] | None = None,
         evaluate: bool = True,
         assignment: Sequence[int] | None = None,
-        orders: Mapping[int, Sequence[tuple[int, str]]] | None = None,
+        orders: Mapping[int, Order] | None = None,
         threads_per_role: int | None = None,
         scheduling: str | None = None,
     ) -> None:
@@ -226,12 +226,12 @@ class LocalEngine:
                 self.transport,
                 self.events,
                 opt,
-                "scheduled" if self.orders.get(i) else cfg.queue_policy,
+                QueuePolicy.SCHEDULED if i in self.orders else QueuePolicy(cfg.queue_policy),
                 self._device(nodes[i]),
                 emulated_output_bytes=self.emulated_bytes.get(nodes[i], 0),
                 # named, so that the node allocates its instances now rather than in round one
                 owners=layout.served[i] if layout.served[i] is not None else range(owners),
-                order=self.orders.get(i, ()),
+                order=self.orders.get(i),
             )
             for i, part in enumerate(layout.node_parts)
         ]

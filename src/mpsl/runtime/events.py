@@ -1,28 +1,11 @@
-"""The task log: one record per task a role ran (node, owner, batch, kind, start, end, bytes)."""
+"""The task log of a run: every role appends a TaskRecord per task, on one shared clock."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
 
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One task: times in seconds from the start of the run."""
-
-    node: str
-    owner: int
-    batch: int
-    round: int
-    kind: str  # fwd, bwd (compute node); first_fwd, last, first_bwd (data owner); aggregate
-    start: float
-    end: float
-    bytes: int
-
-    def to_json(self) -> dict[str, object]:
-        """The record as a JSON-ready dict."""
-        return asdict(self)
+from mpsl.tasks import TaskRecord
 
 
 class EventLog:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mpsl.errors import FormatError
 from mpsl.fileformat import parse_model, read_data
+from mpsl.tasks import Order
 
 
 class ScheduledTask(BaseModel):
@@ -30,7 +31,7 @@ class ScheduleFile(BaseModel):
     tasks: list[ScheduledTask]
 
 
-def load_schedule(path: str | Path) -> tuple[list[int], dict[int, list[tuple[int, str]]]]:
+def load_schedule(path: str | Path) -> tuple[list[int], dict[int, Order]]:
     """(helper of each data owner, each helper's task order) from a schedule file."""
     sched = parse_model(ScheduleFile, read_data(path), str(path))
     orders: dict[int, list[tuple[int, str]]] = {}
@@ -47,4 +48,4 @@ def load_schedule(path: str | Path) -> tuple[list[int], dict[int, list[tuple[int
             raise FormatError(
                 f"{path}: data owner {k} needs one fwd and one bwd task on helper {h}"
             )
-    return sched.assignment, orders
+    return sched.assignment, {h: Order.of(steps) for h, steps in orders.items()}

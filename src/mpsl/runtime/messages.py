@@ -56,16 +56,6 @@ class Message:
         return size + sum(t.nbytes for t in self.tensors.values())
 
 
-def owner_endpoint(index: int) -> str:
-    """Endpoint name of data owner ``index`` (0-based index, 1-based name)."""
-    return f"owner{index + 1}"
-
-
-def node_endpoint(index: int) -> str:
-    """Endpoint name of compute node ``index`` (0-based index, 1-based name)."""
-    return f"node{index + 1}"
-
-
 def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries of ``tensors`` under ``prefix``, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
