@@ -29,7 +29,7 @@ What each side times, after one untimed warm-up run of each:
   costs by itself (three more autograd graphs, backward calls and optimizer steps per batch at
   P = 4; K instances of every part instead of one model), which no engine can avoid.
   ``split_ratio`` is its throughput over plain's, ``engine_share`` MP-SL's over the split loop's.
-- MP-SL: ``RoundResult.seconds`` of ``LocalEngine``: from the coordinator sending the global
+- MP-SL: ``RoundResult.seconds`` of ``InProcessEngine``: from the coordinator sending the global
   weights, through every data owner's batches on every part instance, to both FedAvg steps (the
   compute nodes' and the aggregator's) and the new global model installed. Events and memory
   accounting are on, as in every run. Twice: with ``mpsl run``'s default, cooperative scheduling
@@ -65,7 +65,7 @@ from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import (
     SCHEDULING,
-    LocalEngine,
+    InProcessEngine,
     optimizer_factory,
     owner_shares,
     resolve_cuts,
@@ -134,7 +134,7 @@ def split_step(parts: list, optimizers: list, data, idx) -> int:
 
 def mpsl(cfg: RunConfig, dataset, model, scheduling: str) -> tuple[float, int]:
     """Seconds and samples of one MP-SL round (training only, aggregation included)."""
-    engine = LocalEngine(
+    engine = InProcessEngine(
         cfg, dataset=dataset, model=copy.deepcopy(model), evaluate=False, scheduling=scheduling
     )
     result = engine.run()

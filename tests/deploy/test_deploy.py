@@ -9,7 +9,7 @@ from deploy_helpers import small_config
 from mpsl.deploy.launch import run_processes
 from mpsl.deploy.role import Role, role_of
 from mpsl.errors import ConfigError, RuntimeFailure
-from mpsl.runtime.engine import LocalEngine, load_run_data, owner_shares
+from mpsl.runtime.engine import InProcessEngine, load_run_data, owner_shares
 from mpsl.runtime.messages import Kind
 from mpsl.training.steps import batch_plan, owner_seed
 
@@ -17,7 +17,7 @@ from mpsl.training.steps import batch_plan, owner_seed
 def test_equivalence_of_processes_and_in_process_engine():
     """Coordinator, 2 compute nodes, aggregator, 3 data owners as processes: same final weights."""
     cfg = small_config(rounds=2)
-    local = LocalEngine(cfg).run()
+    local = InProcessEngine(cfg).run()
     remote = run_processes(cfg)
     want, got = local.model.state_dict(), remote.model.state_dict()
     assert set(want) == set(got)

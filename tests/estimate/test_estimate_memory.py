@@ -23,7 +23,7 @@ from mpsl.models import build_model
 from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.engine import InProcessEngine
 
 FAST = MeasureSettings(repeats=1, warmup=0)
 
@@ -64,7 +64,7 @@ def test_node_estimate_is_what_the_runtime_counts(
         batches_per_epoch=3,
         batch_size=8,
     )
-    result = LocalEngine(
+    result = InProcessEngine(
         cfg, dataset=data, model=build_model(model, 10, shape, seed=0), evaluate=False
     ).run()
     bounds = list(zip([c + 1 for c in cuts[:-1]], cuts[1:], strict=True))

@@ -12,7 +12,7 @@ from mpsl.errors import ConfigError, RuntimeFailure
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.cooperative import CooperativeTransport
 from mpsl.runtime.device import Device
-from mpsl.runtime.engine import LocalEngine
+from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.messages import Kind, Message
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=48, test_size=8, seed=0)
@@ -64,7 +64,7 @@ class _Broken(Device):
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
 def test_a_failing_role_is_reported_and_every_role_ends(scheduling):
     cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=2, batch_size=8, cuts=[1, 3, 5])
-    engine = LocalEngine(cfg, dataset=DATA, devices={"node2": _Broken()}, scheduling=scheduling)
+    engine = InProcessEngine(cfg, dataset=DATA, devices={"node2": _Broken()}, scheduling=scheduling)
     with pytest.raises(RuntimeFailure, match=r"compute node node2.*the part blew up"):
         engine.run()
     # A data owner stopped mid-round ends instead of waiting for a message that never comes.
@@ -78,10 +78,10 @@ def test_a_failing_role_is_reported_and_every_role_ends(scheduling):
 def test_emulation_needs_threads():
     cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=2, batch_size=8)
     slow = {"node1": Device({"fwd": 1.0, "bwd": 1.0})}
-    assert LocalEngine(cfg, dataset=DATA, devices=slow).scheduling == "threads"
-    assert LocalEngine(cfg, dataset=DATA).scheduling == "cooperative"
+    assert InProcessEngine(cfg, dataset=DATA, devices=slow).scheduling == "threads"
+    assert InProcessEngine(cfg, dataset=DATA).scheduling == "cooperative"
     with pytest.raises(ConfigError, match="emulated") as err:
-        LocalEngine(cfg, dataset=DATA, devices=slow, scheduling="cooperative")
+        InProcessEngine(cfg, dataset=DATA, devices=slow, scheduling="cooperative")
     assert err.value.field == "scheduling"
     with pytest.raises(ConfigError, match="one of cooperative, threads"):
-        LocalEngine(cfg, dataset=DATA, scheduling="fibers")
+        InProcessEngine(cfg, dataset=DATA, scheduling="fibers")

@@ -11,7 +11,7 @@ from mpsl.data import partition
 from mpsl.data.synthetic import load_synthetic
 from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, optimizer_factory
+from mpsl.runtime.engine import InProcessEngine, optimizer_factory
 from mpsl.training.plain import fedavg_round
 from mpsl.training.steps import Workload
 
@@ -52,7 +52,7 @@ def test_one_round_equivalence_with_fedavg_of_local_training(
     )
     start = build_model(model, 10, shape, seed=5)
     reference_start = copy.deepcopy(start)
-    result = LocalEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
+    result = InProcessEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
 
     shares_idx = partition(data.train.y.numpy(), 3, partitioning, 1.0, 11)
     shares = [data.train.subset(torch.from_numpy(i)) for i in shares_idx]
@@ -81,7 +81,7 @@ def test_rounds_after_the_first_still_match_fedavg_of_local_training(scheduling)
     )
     start = build_model("digits_cnn", 10, shape, seed=2)
     reference = copy.deepcopy(start)
-    result = LocalEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
+    result = InProcessEngine(cfg, dataset=data, model=start, scheduling=scheduling).run()
 
     shares_idx = partition(data.train.y.numpy(), 3, "iid", 0.5, 7)
     shares = [data.train.subset(torch.from_numpy(i)) for i in shares_idx]
@@ -100,7 +100,7 @@ def test_runs_are_deterministic_whatever_the_arrival_order(scheduling):
     data = load_synthetic((1, 8, 8), 10, train_size=64, test_size=8, seed=1)
     cfg = RunConfig(dataset="synthetic", data_owners=4, cuts=[1, 3, 5], rounds=1, batch_size=8)
     states = [
-        LocalEngine(
+        InProcessEngine(
             cfg,
             dataset=data,
             model=build_model("digits_cnn", 10, (1, 8, 8), seed=0),

@@ -13,7 +13,7 @@ from mpsl.errors import ConfigError
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, optimizer_factory
+from mpsl.runtime.engine import InProcessEngine, optimizer_factory
 from mpsl.runtime.messages import Kind, Message
 from mpsl.tasks import Order, QueuePolicy
 from mpsl.training.plain import fedavg_round
@@ -43,7 +43,7 @@ def _config(**kw):
 
 
 def test_helpers_follow_assignment_and_order():
-    res = LocalEngine(_config(), dataset=DATA, assignment=ASSIGNMENT, orders=ORDERS).run()
+    res = InProcessEngine(_config(), dataset=DATA, assignment=ASSIGNMENT, orders=ORDERS).run()
     for helper, order in STEPS.items():
         done = [
             (r.owner, r.kind)
@@ -58,7 +58,9 @@ def test_horizontal_round_equivalence_with_fedavg_of_local_training():
     cfg = _config()
     start = build_model("digits_cnn", 10, (1, 8, 8), seed=4)
     reference = copy.deepcopy(start)
-    result = LocalEngine(cfg, dataset=DATA, model=start, assignment=ASSIGNMENT, orders=ORDERS).run()
+    result = InProcessEngine(
+        cfg, dataset=DATA, model=start, assignment=ASSIGNMENT, orders=ORDERS
+    ).run()
     shares = [
         DATA.train.subset(torch.from_numpy(i))
         for i in partition(DATA.train.y.numpy(), 5, "iid", 0.5, 2)
@@ -92,7 +94,7 @@ def test_scheduled_queue_waits_for_its_turn():
 def test_bad_horizontal_setups(kw, engine_kw, field):
     values = {**_config().model_dump(), **kw}
     with pytest.raises(ConfigError, match=f"field '{field}'"):
-        LocalEngine(RunConfig(**values), dataset=DATA, **engine_kw)
+        InProcessEngine(RunConfig(**values), dataset=DATA, **engine_kw)
 
 
 def test_run_follows_a_schedule_file(tmp_path):
@@ -146,7 +148,7 @@ def test_run_follows_a_schedule_file(tmp_path):
 
 def test_a_helper_without_data_owners_stays_idle():
     order = [(k, "fwd") for k in range(5)] + [(k, "bwd") for k in range(5)]
-    res = LocalEngine(
+    res = InProcessEngine(
         _config(), dataset=DATA, assignment=[1] * 5, orders={1: Order.of(order)}
     ).run()
     assert not [r for r in res.events.records if r.node == "node1" and r.kind in ("fwd", "bwd")]

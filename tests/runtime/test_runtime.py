@@ -15,7 +15,7 @@ from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
-from mpsl.runtime.engine import LocalEngine, share_cores
+from mpsl.runtime.engine import InProcessEngine, share_cores
 from mpsl.runtime.messages import Kind, Message
 from mpsl.tasks import QueuePolicy
 from mpsl.training.memory import SavedBytesMeter, saved_storages
@@ -26,7 +26,7 @@ DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
 
 def _run(scheduling: str = "cooperative", **kw):
     cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=3, batch_size=10, **kw)
-    return LocalEngine(cfg, dataset=DATA, scheduling=scheduling).run()
+    return InProcessEngine(cfg, dataset=DATA, scheduling=scheduling).run()
 
 
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
@@ -72,7 +72,7 @@ def test_pipeline_overlaps_data_owners(scheduling):
 
 
 def test_training_learns_and_reports_memory_and_bytes():
-    res = LocalEngine(
+    res = InProcessEngine(
         RunConfig(dataset="synthetic", rounds=3, data_owners=2, batch_size=16, lr=0.05),
         dataset=DATA,
     ).run()
@@ -206,7 +206,7 @@ def test_roles_share_the_cores_and_the_callers_threads_come_back(scheduling, thr
         torch.set_num_threads(6)
         cfg = RunConfig(dataset="synthetic", rounds=1, data_owners=2, batch_size=30, cuts=[1, 5])
         devices = {"node1": Probe(), "owner1": Probe()}
-        LocalEngine(cfg, dataset=DATA, devices=devices, scheduling=scheduling).run()
+        InProcessEngine(cfg, dataset=DATA, devices=devices, scheduling=scheduling).run()
         assert seen == {threads}
         assert torch.get_num_threads() == 6
     finally:

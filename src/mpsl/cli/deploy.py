@@ -64,7 +64,7 @@ def coordinator(
     wait: Annotated[float, typer.Option(help="Seconds to wait for every member.")] = 600.0,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
-    from mpsl.cli.run import describe, planned_cuts, train
+    from mpsl.cli.run import apply_plan, describe, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
 
@@ -79,7 +79,7 @@ def coordinator(
     cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
     console = Console(stderr=True)
     if cfg.plan:
-        cfg = cfg.model_copy(update={"cuts": planned_cuts(cfg, console)})
+        cfg = apply_plan(cfg, console)
     deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
     transport = ZmqTransport(
         "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise

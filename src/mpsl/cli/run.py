@@ -18,7 +18,7 @@ from mpsl.runtime.config import RunConfig
 if TYPE_CHECKING:
     from mpsl.runtime.engine import RunResult
 
-ENGINES = ("local", "threads", "processes")
+ENGINES = ("cooperative", "threads", "processes")
 
 
 def run(
@@ -54,14 +54,14 @@ def run(
     engine: Annotated[
         str,
         typer.Option(
-            help="local (roles take turns in one thread), threads (every role a thread) or "
+            help="cooperative (roles take turns in one thread), threads (every role a thread) or "
             "processes (every role a process, encrypted)."
         ),
-    ] = "local",
+    ] = "cooperative",
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
-    from mpsl.runtime.engine import LocalEngine
+    from mpsl.runtime.engine import InProcessEngine
     from mpsl.runtime.follow import load_schedule
 
     flags: dict[str, Any] = {
@@ -96,7 +96,7 @@ def run(
     cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
     console = Console(stderr=True, quiet=quiet)
     if cfg.plan:
-        cfg = cfg.model_copy(update={"cuts": planned_cuts(cfg, console)})
+        cfg = apply_plan(cfg, console)
     if engine == "processes":
         from mpsl.deploy.launch import run_processes
 
@@ -108,7 +108,7 @@ def run(
         return
     assignment, orders = load_schedule(cfg.schedule) if cfg.schedule else (None, None)
     scheduling = "threads" if engine == "threads" else "cooperative"
-    local = LocalEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
+    local = InProcessEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
     console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
     train(cfg, console, local.run)
 
@@ -176,41 +176,27 @@ def train(
     return result
 
 
-def planned_cuts(cfg: RunConfig, console: Console) -> list[int]:
-    """The cuts of ``cfg.plan``: a plan file, or a plan made now from profile and cluster."""
-    from mpsl.cluster import Cluster
+def apply_plan(cfg: RunConfig, console: Console) -> RunConfig:
+    """``cfg`` with the cuts and the compute node of each part from its plan request."""
     from mpsl.models import build_model
-    from mpsl.plan import Plan, make_plan
-    from mpsl.profile.shipped import load_profile
+    from mpsl.plan import check_plan_model, resolve_plan
 
-    if cfg.plan == "auto":
-        needed = ("profile", "cluster", "first_cut", "last_cut")
-        missing = [f"--{f.replace('_', '-')}" for f in needed if getattr(cfg, f) is None]
-        if missing:
-            raise ConfigError(f"--plan auto also needs {', '.join(missing)}", field="plan")
-        assert cfg.profile and cfg.cluster and cfg.first_cut and cfg.last_cut
-        plan = make_plan(
-            load_profile(cfg.profile),
-            Cluster.load(cfg.cluster),
-            cfg.first_cut,
-            cfg.last_cut,
-            cfg.objective,
-        )
-    else:
-        plan = Plan.load(cfg.plan or "")
-    if not plan.feasible:
-        raise ConfigError(f"no feasible plan: {plan.reason}", field="plan")
+    assert cfg.plan is not None
+    plan = resolve_plan(
+        cfg.plan,
+        profile=cfg.profile,
+        cluster=cfg.cluster,
+        first_cut=cfg.first_cut,
+        last_cut=cfg.last_cut,
+        objective=cfg.objective,
+    )
     shape = tuple(cfg.input_shape) if cfg.input_shape else None
-    layers = build_model(cfg.model, cfg.num_classes, shape).num_layers
-    if plan.num_layers != layers:
-        raise ConfigError(
-            f"the plan is for a model of {plan.num_layers} layers ({plan.model}); "
-            f"{cfg.model} has {layers}",
-            field="plan",
-        )
+    check_plan_model(plan, cfg.model, build_model(cfg.model, cfg.num_classes, shape).num_layers)
     nodes = ", ".join(f"{p.node} {p.first_layer}-{p.last_layer}" for p in plan.parts)
     console.print(f"plan ({plan.objective}): cuts {plan.cuts}; parts {nodes}")
-    return list(plan.cuts)
+    return cfg.model_copy(
+        update={"cuts": list(plan.cuts), "nodes": plan.nodes, "compute_nodes": None}
+    )
 
 
 def register(app: typer.Typer) -> None:

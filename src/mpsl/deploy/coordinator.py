@@ -47,7 +47,7 @@ class DeploymentCoordinator:
         if config.schedule:
             raise ConfigError(
                 "a deployment runs the multihop chain; following a schedule (horizontal one hop) "
-                "runs with --engine local",
+                "runs in one process (--engine cooperative or threads)",
                 field="schedule",
             )
         self.config = config

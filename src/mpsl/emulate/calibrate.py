@@ -32,7 +32,7 @@ from mpsl.models import build_model
 from mpsl.profile.format import Profile
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import LocalEngine, RunResult
+from mpsl.runtime.engine import InProcessEngine, RunResult
 
 MODEL, SHAPE, BATCH, CUTS = "digits_cnn", (1, 8, 8), 32, (1, 3, 5)
 
@@ -135,7 +135,7 @@ def synthetic_run(
         values["lr"] = lr
     config = RunConfig.model_validate(values)
     chain = build_model(model, 10, tuple(shape), seed=seed)
-    return LocalEngine(config, dataset=data, model=chain, evaluate=False).run()
+    return InProcessEngine(config, dataset=data, model=chain, evaluate=False).run()
 
 
 def with_task_overhead(profile: Profile, device: str, ms: float) -> Profile:

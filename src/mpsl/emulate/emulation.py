@@ -23,7 +23,7 @@ from mpsl.models import LayerChain
 from mpsl.profile.format import Profile
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
-from mpsl.runtime.engine import LocalEngine, RunResult
+from mpsl.runtime.engine import InProcessEngine, RunResult
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import LinkModel
 from mpsl.split import part_ranges
@@ -162,7 +162,7 @@ class Emulation:
             seed=seed,
         )
         devices = {n: Device(d.times_ms, compute) for n, d in self.devices().items()}
-        engine = LocalEngine(
+        engine = InProcessEngine(
             config,
             dataset=dataset,
             model=model,

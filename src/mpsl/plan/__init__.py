@@ -7,6 +7,7 @@ brute (enumeration, small instances only).
 
 from mpsl.plan.make import make_plan, solve
 from mpsl.plan.problem import Objective, Problem, Solution, build_problem
+from mpsl.plan.resolve import check_plan_model, resolve_plan
 from mpsl.plan.types import Baseline, FrontierPoint, Plan, PlanPart
 
 plan = make_plan
@@ -20,7 +21,9 @@ __all__ = [
     "Problem",
     "Solution",
     "build_problem",
+    "check_plan_model",
     "make_plan",
     "plan",
+    "resolve_plan",
     "solve",
 ]

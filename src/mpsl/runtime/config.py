@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.fileformat import parse_model, read_data
+
+RESERVED = re.compile(r"^(owner\d+|aggregator|coordinator)$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_node_names(nodes: list[str], owners: int) -> None:
+    """Raise ValueError unless ``nodes`` are distinct names no other role of the run uses."""
+    for name in nodes:
+        if not NAME.match(name) or RESERVED.match(name):
+            raise ValueError(
+                f"compute node name '{name}' must be letters, digits, '.', '_' or '-' and not "
+                f"owner<k>, aggregator or coordinator"
+            )
+    if len(set(nodes)) != len(nodes):
+        raise ValueError(f"a compute node hosts one part only; got {nodes}")
 
 
 class RunConfig(BaseModel):
@@ -25,6 +41,9 @@ class RunConfig(BaseModel):
     alpha: float = Field(default=0.5, gt=0, description="Dirichlet concentration (label skew)")
     cuts: list[int] | None = None
     compute_nodes: int | None = Field(default=None, ge=1, description="hops; used without cuts")
+    nodes: list[str] | None = Field(
+        default=None, description="name of the compute node hosting each middle part (placement)"
+    )
     rounds: int = Field(default=6, ge=1)
     local_epochs: int = Field(default=2, ge=1)
     batches_per_epoch: int | None = Field(default=None, ge=1, description="default: all data")
@@ -54,6 +73,14 @@ class RunConfig(BaseModel):
                 f"cuts {self.cuts} make {len(self.cuts or []) - 1} compute-node parts but "
                 f"compute_nodes is {self.compute_nodes}; give one of them"
             )
+        if self.nodes is not None:
+            check_node_names(self.nodes, self.data_owners)
+            hops = len(self.cuts) - 1 if self.cuts is not None else self.compute_nodes
+            if hops is not None and hops != len(self.nodes):
+                raise ValueError(
+                    f"nodes {self.nodes} name {len(self.nodes)} compute nodes but the run has "
+                    f"{hops} middle parts"
+                )
         return self
 
     @property

@@ -8,8 +8,8 @@ model the threaded engine's roles lose much of the second core to passing the in
 back and forth at every torch call (see docs/run.md); here the pipeline's order of tasks is the
 same, only their execution is one at a time.
 
-Time is not emulated here: a role that sleeps would stop every role. ``LocalEngine`` uses threads
-whenever a device or a link is emulated.
+Time is not emulated here: a role that sleeps would stop every role. ``InProcessEngine`` uses
+threads whenever a device or a link is emulated.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def load_run_data(config: RunConfig) -> Dataset:
 SCHEDULING = ("cooperative", "threads")
 
 
-class LocalEngine:
+class InProcessEngine:
     """Runs MP-SL with every role in this process.
 
     ``scheduling``: ``cooperative`` (the default for real compute) runs every role as a greenlet
