@@ -63,13 +63,8 @@ from mpsl.models import build_model
 from mpsl.plan import make_plan
 from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import (
-    SCHEDULING,
-    InProcessEngine,
-    optimizer_factory,
-    owner_shares,
-    resolve_cuts,
-)
+from mpsl.runtime.engine import SCHEDULING, InProcessEngine
+from mpsl.runtime.setup import optimizer_factory, owner_shares, resolve_cuts
 from mpsl.split import split_model
 from mpsl.training.plain import train_steps
 from mpsl.training.steps import batch_plan, loss_fn, torch_threads

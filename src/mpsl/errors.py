@@ -51,3 +51,7 @@ class RuntimeFailure(MpslError):
 
 class ProtocolError(MpslError):
     """A message on the wire is malformed, truncated, oversized or unexpected."""
+
+
+class TransportTimeout(MpslError):
+    """Nothing arrived for an endpoint within the time it was given."""

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import queue
 import threading
 
 import pytest
@@ -13,12 +12,14 @@ from mpsl.deploy.gate import NodeGate, part_shapes
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.deploy.wire import MAGIC, VERSION, encode
+from mpsl.errors import TransportTimeout
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import Layout, optimizer_factory
 from mpsl.runtime.events import EventLog
+from mpsl.runtime.layout import Layout
 from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.setup import optimizer_factory
 from mpsl.split import split_model
 
 LIMIT = 1 << 20  # the node refuses messages over 1 MiB
@@ -47,13 +48,14 @@ class Site:
             t.add_route("node1", self.node_t.address, self.node_t.public_key)
             self.node_t.add_route(n, t.address, t.public_key)
         self.node = ComputeNode(
-            "node1",
-            self.parts[1],
-            layout.prev_hop(0),
-            layout.next_hop(0),
-            self.node_t,
-            EventLog(),
-            optimizer_factory(RunConfig()),
+            name="node1",
+            part=self.parts[1],
+            owners=layout.served[0],
+            prev_hop=layout.prev_hop(0),
+            next_hop=layout.next_hop(0),
+            transport=self.node_t,
+            events=EventLog(),
+            make_optimizer=optimizer_factory(RunConfig()),
         )
         self.raw_socks: list[zmq.Socket] = []
         self.thread = threading.Thread(target=self.node.serve, daemon=True)
@@ -200,7 +202,7 @@ def test_a_batch_that_overtakes_its_round_start_waits_for_it(tmp_path):
 def test_an_oversized_message_never_reaches_the_node(site):
     big = site.activation(0, 0, shape=(LIMIT // 4 // 64 + 1, *site.in_shape))  # just over 1 MiB
     site.send("owner1", big)
-    with pytest.raises(queue.Empty):
+    with pytest.raises(TransportTimeout):
         site.peers["node2"].recv("node2", timeout=1.0)
     # The peer reconnects, and its proper messages are served again.
     site.send("owner1", site.activation(0, 1))

@@ -6,11 +6,14 @@ import pytest
 import torch
 from deploy_helpers import small_config
 
+from mpsl.deploy.control import ControlKind
 from mpsl.deploy.launch import run_processes
-from mpsl.deploy.role import Role, role_of
+from mpsl.deploy.role import Role
 from mpsl.errors import ConfigError, RuntimeFailure
-from mpsl.runtime.engine import InProcessEngine, load_run_data, owner_shares
+from mpsl.runtime.engine import InProcessEngine
+from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.messages import Kind
+from mpsl.runtime.setup import load_run_data, owner_shares
 from mpsl.training.steps import batch_plan, owner_seed
 
 
@@ -82,11 +85,11 @@ def test_label_privacy_audit(deployment):
             ("node1", Kind.ACTIVATION),
             ("node2", Kind.GRADIENT),
             ("aggregator", Kind.WEIGHTS),
-            ("coordinator", Kind.REGISTER),
-            ("coordinator", Kind.READY),
+            ("coordinator", ControlKind.REGISTER),
+            ("coordinator", ControlKind.READY),
             ("coordinator", Kind.ROUND_DONE),
-            ("coordinator", Kind.HEARTBEAT),
-            ("coordinator", Kind.METRICS),
+            ("coordinator", ControlKind.HEARTBEAT),
+            ("coordinator", ControlKind.METRICS),
         }
         assert {(d, kind) for d, kind, _ in log} <= allowed
         wire = b"".join(b for _, _, frames in log for b in frames)
@@ -130,10 +133,13 @@ def test_a_vanished_member_ends_the_run_with_a_clear_error(deployment):
 
 
 def test_member_names_are_checked():
-    assert role_of("node3") == "compute-node" and role_of("owner12") == "data-owner"
-    for bad in ("node0", "nodes", "owner", "helper1"):
-        with pytest.raises(ConfigError, match="member name"):
-            role_of(bad)
+    layout = Layout.chain(3, 12)
+    assert layout.role_of("node3") is RoleKind.COMPUTE_NODE
+    assert layout.role_of("owner12") is RoleKind.DATA_OWNER
+    assert Layout.chain(2, 1, ["vm2", "vm1"]).role_of("vm1") is RoleKind.COMPUTE_NODE
+    for bad in ("node0", "node4", "nodes", "owner", "owner13", "helper1"):
+        with pytest.raises(ConfigError, match="not a member of this run"):
+            layout.role_of(bad)
 
 
 def test_schedules_are_refused_by_a_deployment():

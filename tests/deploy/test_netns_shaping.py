@@ -50,18 +50,19 @@ pytestmark = [
 
 SERVER = """
 import sys
+from mpsl.deploy.control import ControlKind, ready
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.runtime.messages import Kind, Message
 
 t = ZmqTransport("server", bind=f"tcp://{sys.argv[1]}:*")
 print(t.address, flush=True)
 while True:
-    msg = t.recv("server", timeout=60)
+    msg = t.recv_packet(timeout=60)
     if msg.kind is Kind.STOP:
         break
-    if msg.kind is Kind.REGISTER:
-        t.add_route("client", msg.meta["address"])
-        t.send("client", Message(Kind.READY, "server"))
+    if msg.kind is ControlKind.REGISTER:
+        t.add_route("client", msg.body.address)
+        t.send("client", ready("server"))
     elif msg.text == "ping":
         t.send("client", Message(Kind.ACTIVATION, "server", owner=0, tensor=msg.tensor))
     else:  # a tensor to acknowledge: say how many bytes arrived
@@ -72,14 +73,15 @@ t.close(linger_s=1.0)
 CLIENT = """
 import json, sys, time
 import torch
+from mpsl.deploy.control import registration
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.runtime.messages import Kind, Message
 
 server, bind, nbytes, pings, transfers = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 t = ZmqTransport("client", bind=f"tcp://{bind}:*")
 t.add_route("server", server)
-t.send("server", Message(Kind.REGISTER, "client", meta={"address": t.address}))
-t.recv("client", timeout=30)  # READY: both directions work
+t.send("server", registration("client", t.address))
+t.recv_packet(timeout=30)  # READY: both directions work
 
 
 def round_trip(msg):

@@ -8,12 +8,25 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mpsl.deploy.control import (
+    Assignment,
+    Control,
+    ControlKind,
+    Metrics,
+    Route,
+    ready,
+    registration,
+)
 from mpsl.deploy.wire import MAGIC, VERSION, WireError, decode, encode
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.layout import RoleKind
 from mpsl.runtime.messages import Kind, Message
 
 
 def roundtrip(msg: Message) -> Message:
-    return decode([bytes(f) for f in encode(msg)])
+    got = decode([bytes(f) for f in encode(msg)])
+    assert isinstance(got, Message)
+    return got
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64])
@@ -44,22 +57,63 @@ def test_received_tensor_is_writable_and_owned():
     assert got.tensor.tolist() == [2.0] * 4
 
 
-def test_weights_meta_and_scalars_roundtrip():
+def test_weights_and_scalars_roundtrip():
     weights = {"first.0.weight": torch.randn(2, 3), "last.1.bias": torch.zeros(5)}
     msg = Message(
-        Kind.WEIGHTS,
-        "aggregator",
-        tensors=weights,
-        samples=42,
-        value=float("nan"),
-        text="ok",
-        meta={"records": [{"a": 1}], "x": "y"},
+        Kind.WEIGHTS, "aggregator", tensors=weights, samples=42, value=float("nan"), text="ok"
     )
     got = roundtrip(msg)
     assert set(got.tensors) == set(weights)
     assert all(torch.equal(got.tensors[k], v) for k, v in weights.items())
     assert got.samples == 42 and math.isnan(got.value) and got.text == "ok"
-    assert got.meta == {"records": [{"a": 1}], "x": "y"}
+
+
+def test_control_messages_roundtrip_typed():
+    config = RunConfig(data_owners=2, cuts=[1, 3, 5], nodes=["vm2", "vm1"])
+    assignment = Assignment(
+        config=config,
+        num_classes=10,
+        input_shape=[1, 8, 8],
+        routes={"vm2": Route(address="tcp://10.0.0.2:5000", public_key="k" * 40)},
+        t0_wall=1.5,
+        heartbeat_s=1.0,
+        timeout_s=30.0,
+    )
+    sent = [
+        registration("owner1", "tcp://127.0.0.1:4000", RoleKind.DATA_OWNER),
+        Control(ControlKind.ASSIGN, "coordinator", assignment),
+        Control(ControlKind.METRICS, "vm2", Metrics(records=[{"a": 1}], peak_memory_bytes=7)),
+        ready("vm1"),
+    ]
+    for msg in sent:
+        got = decode([bytes(f) for f in encode(msg)])
+        assert got == msg
+    got = decode([bytes(f) for f in encode(sent[1])])
+    assert isinstance(got, Control) and isinstance(got.body, Assignment)
+    assert got.body.config.nodes == ["vm2", "vm1"] and got.body.config.cuts == [1, 3, 5]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "needle"),
+    [
+        ("register", {"address": "udp://x:1"}, "address"),
+        ("register", {"address": "tcp://x:1", "evil": 1}, "evil"),
+        ("metrics", {"peak_memory_bytes": "lots"}, "peak_memory_bytes"),
+        ("assign", {"config": {}}, "num_classes"),
+        ("ready", "[]", "ready meta frame"),
+    ],
+)
+def test_control_bodies_are_validated(kind, body, needle):
+    frame = body if isinstance(body, str) else json.dumps(body)
+    with pytest.raises(WireError, match=needle):
+        decode([header(kind=kind, sender="owner1", meta=True), frame.encode()])
+
+
+def test_runtime_messages_carry_no_meta_and_control_no_tensors():
+    with pytest.raises(WireError, match="no meta frame"):
+        decode([header(meta=True), b"{}"])
+    with pytest.raises(WireError, match="one meta frame"):
+        decode([header(kind="ready", weights=True), b"x"])
 
 
 def test_nothing_is_pickled():
@@ -114,7 +168,7 @@ VALID = [
     for m in (
         Message(Kind.ACTIVATION, "owner1", owner=0, batch=1, round=0, tensor=torch.randn(2, 3)),
         Message(Kind.WEIGHTS, "owner2", owner=1, tensors={"first.w": torch.randn(3)}, samples=5),
-        Message(Kind.METRICS, "node1", meta={"records": [1, 2, 3]}),
+        Control(ControlKind.METRICS, "node1", Metrics(records=[{"a": 1}, {"b": 2}])),
     )
 ]
 
@@ -124,7 +178,9 @@ def decodes_or_wire_error(frames) -> None:
         msg = decode(frames)
     except WireError:
         return
-    assert isinstance(msg, Message) and isinstance(msg.kind, Kind)
+    assert (isinstance(msg, Message) and isinstance(msg.kind, Kind)) or (
+        isinstance(msg, Control) and isinstance(msg.kind, ControlKind)
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 
 import pytest
 
 from mpsl.data.synthetic import load_synthetic
-from mpsl.errors import ConfigError, RuntimeFailure
+from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.cooperative import CooperativeTransport
 from mpsl.runtime.device import Device
@@ -49,10 +48,10 @@ def test_roles_take_turns_only_when_they_wait():
 def test_a_wait_no_role_can_answer_ends_at_once():
     transport = CooperativeTransport()
     transport.spawn(lambda: transport.recv("idle"))
-    with pytest.raises(queue.Empty):  # no role can ever send: no point waiting out the timeout
+    with pytest.raises(TransportTimeout):  # no role can ever send: no point waiting out the timeout
         transport.recv("home", timeout=600)
     assert transport.finish() == ["idle"]
-    with pytest.raises(queue.Empty):
+    with pytest.raises(TransportTimeout):
         transport.recv("home", timeout=0)
 
 

@@ -11,7 +11,8 @@ from mpsl.data import partition
 from mpsl.data.synthetic import load_synthetic
 from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import InProcessEngine, optimizer_factory
+from mpsl.runtime.engine import InProcessEngine
+from mpsl.runtime.setup import optimizer_factory
 from mpsl.training.plain import fedavg_round
 from mpsl.training.steps import Workload
 

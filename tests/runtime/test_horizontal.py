@@ -13,8 +13,9 @@ from mpsl.errors import ConfigError
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import TaskQueue
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import InProcessEngine, optimizer_factory
+from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.setup import optimizer_factory
 from mpsl.tasks import Order, QueuePolicy
 from mpsl.training.plain import fedavg_round
 from mpsl.training.steps import Workload

@@ -18,8 +18,8 @@ from mpsl.runtime.device import Device
 from mpsl.runtime.engine import InProcessEngine, share_cores
 from mpsl.runtime.messages import Kind, Message
 from mpsl.tasks import QueuePolicy
+from mpsl.training.fedavg import fedavg
 from mpsl.training.memory import SavedBytesMeter, saved_storages
-from mpsl.training.steps import fedavg
 
 DATA = load_synthetic((1, 8, 8), 10, train_size=120, test_size=24, seed=0)
 

@@ -99,6 +99,7 @@ def coordinator(
 
 
 def _role(
+    role: str,
     name: str,
     coordinator: str,
     keys: Path | None,
@@ -109,15 +110,20 @@ def _role(
     data_path: str | None = None,
 ) -> None:
     from mpsl.deploy.role import Role, RoleOptions
+    from mpsl.runtime.layout import RoleKind
 
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
-    options = RoleOptions(name, coordinator, listen, advertise, keys, data_path, threads)
+    options = RoleOptions(
+        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role)
+    )
     Role(options).run()
 
 
 def compute_node(
-    name: Annotated[str, typer.Option(help="Member name node<i> (and its key name).")],
+    name: Annotated[
+        str, typer.Option(help="Member name: node<i>, or the plan's node name (and key name).")
+    ],
     coordinator: Coordinator,
     keys: Keys = None,
     insecure: Insecure = False,
@@ -126,7 +132,7 @@ def compute_node(
     threads: Threads = None,
 ) -> None:
     """Serve one middle part (one instance per data owner) for the coordinator's run."""
-    _role(name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads)
 
 
 def aggregator(
@@ -139,7 +145,7 @@ def aggregator(
     name: Annotated[str, typer.Option(help="Member name (and key name).")] = "aggregator",
 ) -> None:
     """Average the data owners' first and last parts (FedAvg) every round."""
-    _role(name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("aggregator", name, coordinator, keys, insecure, listen, advertise, threads)
 
 
 def data_owner(
@@ -153,7 +159,7 @@ def data_owner(
     data_path: Annotated[str | None, typer.Option(help="This device's dataset directory.")] = None,
 ) -> None:
     """Train the first and last parts on this device's data; labels never leave it."""
-    _role(name, coordinator, keys, insecure, listen, advertise, threads, data_path)
+    _role("data-owner", name, coordinator, keys, insecure, listen, advertise, threads, data_path)
 
 
 def _credentials(keys: Path | None, insecure: bool, name: str) -> Any:

@@ -15,12 +15,16 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from mpsl.deploy.control import Control, ControlKind
+from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.messages import Kind, Message
-from mpsl.tasks import node_endpoint, owner_endpoint
+from mpsl.runtime.setup import RunSetup
+from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint
 
-COORDINATOR = "coordinator"
-CONTROL = {Kind.ROUND_START, Kind.AGGREGATE, Kind.STOP, Kind.ASSIGN, Kind.ERROR}
+# What only the coordinator sends a member.
+CONTROL = {Kind.ROUND_START, Kind.AGGREGATE, Kind.STOP, Kind.ERROR, ControlKind.ASSIGN}
 Shape = tuple[int, ...]
+Packet = Message | Control
 
 
 def part_shapes(parts: Sequence[nn.Module], input_shape: Shape) -> list[tuple[Shape, Shape]]:
@@ -44,17 +48,20 @@ class Gate:
     def __init__(self) -> None:
         self.round = -1
 
-    def check(self, msg: Message, peer: str | None) -> str | None:
+    def check(self, msg: Packet, peer: str | None) -> str | None:
         """None to accept ``msg``, else why it is refused."""
         if msg.kind in CONTROL:
             if msg.sender != COORDINATOR:
                 return f"only the coordinator sends {msg.kind.value}"
             if msg.kind is Kind.ROUND_START:
+                assert isinstance(msg, Message)
                 self.round = msg.round
             return None
+        if isinstance(msg, Control):
+            return f"a member does not take {msg.kind.value} messages"
         return self.traffic(msg)
 
-    def ahead(self, msg: Message) -> bool:
+    def ahead(self, msg: Packet) -> bool:
         """Whether ``msg`` is to wait for the next round start, to be checked then."""
         return False
 
@@ -62,7 +69,7 @@ class Gate:
         """Check a message that is not control traffic."""
         return f"{msg.kind.value} messages are not for this role"
 
-    def sent(self, dest: str, msg: Message) -> None:
+    def sent(self, dest: str, msg: Packet) -> None:
         """Note a message this role sent (to expect its answer)."""
 
     def _tensor(self, msg: Message, shape: Shape) -> str | None:
@@ -91,10 +98,14 @@ class NodeGate(Gate):
         self.in_shape, self.out_shape = in_shape, out_shape
         self.pending: dict[tuple[int, int], int] = {}  # (owner, batch) -> batch size
 
-    def ahead(self, msg: Message) -> bool:
+    def ahead(self, msg: Packet) -> bool:
         """A task of the round after the running one: a data owner's activation can arrive before
         the coordinator's round start (another connection; the start carries the weights)."""
-        return msg.kind in (Kind.ACTIVATION, Kind.GRADIENT) and msg.round == self.round + 1
+        return (
+            isinstance(msg, Message)
+            and msg.kind in (Kind.ACTIVATION, Kind.GRADIENT)
+            and msg.round == self.round + 1
+        )
 
     def traffic(self, msg: Message) -> str | None:
         """Activations and gradients of the data owners this node serves, in order."""
@@ -138,9 +149,13 @@ class OwnerGate(Gate):
         self.first_out, self.last_in = first_out, last_in
         self.expected: dict[tuple[Kind, int], int] = {}  # (kind, batch) -> batch size
 
-    def sent(self, dest: str, msg: Message) -> None:
+    def sent(self, dest: str, msg: Packet) -> None:
         """An activation sent to the entry node is answered by the exit node, and so on."""
-        if msg.kind in (Kind.ACTIVATION, Kind.GRADIENT) and msg.tensor is not None:
+        if (
+            isinstance(msg, Message)
+            and msg.kind in (Kind.ACTIVATION, Kind.GRADIENT)
+            and msg.tensor is not None
+        ):
             self.expected[(msg.kind, msg.batch)] = msg.tensor.shape[0]
 
     def traffic(self, msg: Message) -> str | None:
@@ -195,28 +210,46 @@ class AggregatorGate(Gate):
 class CoordinatorGate(Gate):
     """The coordinator hears from the members of the deployment only."""
 
-    def __init__(self, nodes: int, owners: int) -> None:
+    def __init__(self, layout: Layout) -> None:
         super().__init__()
-        self.nodes = {node_endpoint(i) for i in range(nodes)}
-        self.owners = {owner_endpoint(k): k for k in range(owners)}
-        self.members = self.nodes | set(self.owners) | {"aggregator"}
+        self.nodes = set(layout.nodes)
+        self.owners = {owner_endpoint(k): k for k in range(layout.owners)}
+        self.members = set(layout.members)
 
-    def check(self, msg: Message, peer: str | None) -> str | None:
+    def check(self, msg: Packet, peer: str | None) -> str | None:
         """Registration, readiness, round results, weights, errors and metrics from members."""
         if msg.sender not in self.members:
             return f"'{msg.sender}' is not a member of this deployment"
+        if isinstance(msg, Control):
+            if msg.kind in (ControlKind.REGISTER, ControlKind.READY, ControlKind.METRICS):
+                return None
+            return f"the coordinator does not take {msg.kind.value} messages"
         if msg.kind is Kind.ROUND_DONE and self.owners.get(msg.sender) != msg.owner:
             return "a data owner reports only its own round"
-        if msg.kind is Kind.WEIGHTS and msg.sender not in self.nodes | {"aggregator"}:
+        if msg.kind is Kind.WEIGHTS and msg.sender not in self.nodes | {AGGREGATOR}:
             return "weights come from compute nodes and the aggregator"
-        allowed = {
-            Kind.REGISTER,
-            Kind.READY,
-            Kind.ROUND_DONE,
-            Kind.WEIGHTS,
-            Kind.ERROR,
-            Kind.METRICS,
-        }
-        if msg.kind not in allowed:
+        if msg.kind not in (Kind.ROUND_DONE, Kind.WEIGHTS, Kind.ERROR):
             return f"the coordinator does not take {msg.kind.value} messages"
         return None
+
+
+def gate_for(setup: RunSetup, name: str) -> Gate:
+    """The gate of member ``name`` of ``setup``: what its place in the pipeline lets it receive."""
+    layout = setup.layout
+    shapes = part_shapes(setup.parts, setup.input_shape)
+    kind = layout.role_of(name)
+    if kind is RoleKind.COMPUTE_NODE:
+        i = layout.nodes.index(name)
+        served = layout.served[i]
+        prev = {k: layout.prev_hop(i)(k) for k in served}
+        nxt = {k: layout.next_hop(i)(k) for k in served}
+        return NodeGate(prev, nxt, *shapes[layout.node_parts[i]])
+    if kind is RoleKind.DATA_OWNER:
+        k = int(name.removeprefix("owner")) - 1
+        entry, exit_ = layout.nodes[layout.entry[k]], layout.nodes[layout.exit[k]]
+        return OwnerGate(k, entry, exit_, shapes[0][1], shapes[-1][0])
+    if kind is RoleKind.AGGREGATOR:
+        state = {f"first.{k}": v for k, v in setup.parts[0].state_dict().items()}
+        state |= {f"last.{k}": v for k, v in setup.parts[-1].state_dict().items()}
+        return AggregatorGate(layout.owners, state)
+    return CoordinatorGate(layout)

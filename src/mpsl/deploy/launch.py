@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
 from mpsl.deploy.keys import create_keys, load_credentials
-from mpsl.deploy.role import role_of
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.engine import RunResult
+from mpsl.runtime.layout import RoleKind
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,12 @@ def run_processes(
         procs: list[subprocess.Popen[bytes]] = []
         try:
             for member in coordinator.members:
-                cmd = [sys.executable, "-m", "mpsl", role_of(member), "--name", member]
+                role = coordinator.layout.role_of(member)
+                cmd = [sys.executable, "-m", "mpsl", role.value, "--name", member]
                 cmd += ["--coordinator", transport.address, "--listen", "tcp://127.0.0.1:*"]
                 cmd += ["--keys", keys] if secure else ["--insecure"]
                 cmd += ["--threads", str(threads)] if threads else []
-                if config.data_path:
+                if config.data_path and role is RoleKind.DATA_OWNER:
                     cmd += ["--data-path", config.data_path]
                 procs.append(subprocess.Popen(cmd))
             return coordinator.run(transport, progress, on_round, on_member)

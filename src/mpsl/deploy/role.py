@@ -8,67 +8,42 @@ config and the cuts arrive in the coordinator's ASSIGN message.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from mpsl.deploy.gate import AggregatorGate, Gate, NodeGate, OwnerGate, part_shapes
+from mpsl.deploy.control import Assignment, Control, ControlKind, Metrics, ready, registration
+from mpsl.deploy.gate import Gate, gate_for
 from mpsl.deploy.keys import load_credentials
+from mpsl.deploy.liveness import Liveness
 from mpsl.deploy.transport import ZmqTransport
-from mpsl.errors import ConfigError, RuntimeFailure
-from mpsl.models import build_model
-from mpsl.runtime.aggregator import Aggregator
-from mpsl.runtime.compute_node import ComputeNode
-from mpsl.runtime.config import RunConfig
-from mpsl.runtime.data_owner import DataOwner
-from mpsl.runtime.engine import (
-    Layout,
-    load_run_data,
-    optimizer_factory,
-    owner_shares,
-    owner_workload,
-)
+from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
 from mpsl.runtime.events import EventLog
-from mpsl.runtime.messages import Kind, Message
-from mpsl.split import split_model
-from mpsl.tasks import QueuePolicy, node_endpoint
+from mpsl.runtime.layout import RoleKind
+from mpsl.runtime.messages import Kind
+from mpsl.runtime.setup import Role as Worker
+from mpsl.runtime.setup import RunSetup, build_role
+from mpsl.tasks import COORDINATOR
 
 log = logging.getLogger(__name__)
-
-ROLES = ("compute-node", "aggregator", "data-owner")
-COORDINATOR = "coordinator"
-
-
-def role_of(name: str) -> str:
-    """The role a member name stands for: node<i>, owner<k> or aggregator."""
-    if name == "aggregator":
-        return "aggregator"
-    for prefix, role in (("node", "compute-node"), ("owner", "data-owner")):
-        number = name[len(prefix) :]
-        if name.startswith(prefix) and number.isdigit() and int(number) >= 1:
-            return role
-    raise ConfigError(
-        f"member name '{name}' must be node<i>, owner<k> (from 1) or aggregator", field="name"
-    )
 
 
 @dataclass(frozen=True)
 class RoleOptions:
     """How to start one role process."""
 
-    name: str  # node1.., owner1.., aggregator: the member name (and key name)
+    name: str  # the member name (and key name): a compute node's, owner<k> or aggregator
     coordinator: str  # the coordinator's address, tcp://HOST:PORT
     listen: str = "tcp://127.0.0.1:*"
     advertise: str | None = None  # host name peers use to reach this process
     keys: Path | None = None  # keys directory; None: no encryption (loopback tests only)
     data_path: str | None = None  # a data owner's own copy of the dataset
     threads: int | None = None  # torch intra-op threads
+    role: RoleKind | None = None  # the role it was started as (checked against the assignment)
 
 
 def _wildcard(address: str) -> bool:
@@ -92,7 +67,6 @@ class Role:
 
     def __init__(self, options: RoleOptions) -> None:
         self.options = options
-        self.role = role_of(options.name)
         creds = load_credentials(options.keys, options.name) if options.keys else None
         advertise = options.advertise
         if advertise is None and _wildcard(options.listen):
@@ -110,89 +84,52 @@ class Role:
         name = self.options.name
         try:
             self.transport.send(
-                COORDINATOR,
-                Message(
-                    Kind.REGISTER, name, meta={"role": self.role, "address": self.transport.address}
-                ),
+                COORDINATOR, registration(name, self.transport.address, self.options.role)
             )
             assign = self._assignment()
-            worker, gate = self._build(assign.meta)
+            worker, gate = self._build(assign)
             self.transport.gate = gate
-            self.transport.send(COORDINATOR, Message(Kind.READY, name))
-            self._serve(worker, float(assign.meta["heartbeat_s"]), float(assign.meta["timeout_s"]))
-            self._report(worker, float(assign.meta["t0_wall"]))
+            self.transport.send(COORDINATOR, ready(name))
+            self._serve(worker, assign.heartbeat_s, assign.timeout_s)
+            self._report(worker, assign.t0_wall)
         finally:
             self.transport.close()
 
-    def _assignment(self) -> Message:
+    def _assignment(self) -> Assignment:
         deadline = 600.0
         try:
-            msg = self.transport.recv(self.options.name, timeout=deadline)
-        except queue.Empty:
+            msg = self.transport.recv_packet(timeout=deadline)
+        except TransportTimeout:
             raise RuntimeFailure(
                 f"{self.options.name}: no answer from the coordinator at "
                 f"{self.options.coordinator} in {deadline:.0f} s"
             ) from None
         if msg.kind is Kind.ERROR:
             raise RuntimeFailure(f"the coordinator refused {self.options.name}: {msg.text}")
-        if msg.kind is not Kind.ASSIGN:
+        if not isinstance(msg, Control) or msg.kind is not ControlKind.ASSIGN:
             raise RuntimeFailure(f"expected an assignment, got {msg.kind.value}")
-        for member, (address, key) in msg.meta["routes"].items():
-            self.transport.add_route(member, address, key)
-        return msg
+        assert isinstance(msg.body, Assignment)
+        for member, route in msg.body.routes.items():
+            self.transport.add_route(member, route.address, route.public_key)
+        return msg.body
 
-    def _build(self, meta: dict[str, Any]) -> tuple[ComputeNode | DataOwner | Aggregator, Gate]:
-        config = RunConfig.model_validate(meta["config"])
+    def _build(self, assign: Assignment) -> tuple[Worker, Gate]:
+        config = assign.config
         if self.options.data_path:
             config = config.model_copy(update={"data_path": self.options.data_path})
-        shape = tuple(meta["input_shape"])
-        model = build_model(config.model, meta["num_classes"], shape, seed=config.seed)
-        parts = split_model(model, meta["cuts"])
-        owners = config.data_owners
-        layout = Layout.chain(len(parts) - 2, owners)
-        make_opt = optimizer_factory(config)
-        shapes = part_shapes(parts, shape)
+        setup = RunSetup.build(
+            config, input_shape=assign.input_shape, num_classes=assign.num_classes
+        )
         name = self.options.name
-        if self.role == "compute-node":
-            i = int(name[len("node") :]) - 1
-            part = layout.node_parts[i]
-            node = ComputeNode(
-                name,
-                parts[part],
-                layout.prev_hop(i),
-                layout.next_hop(i),
-                self.transport,
-                self.events,
-                make_opt,
-                QueuePolicy(config.queue_policy),
+        role = setup.layout.role_of(name)
+        if self.options.role is not None and role is not self.options.role:
+            raise ConfigError(
+                f"{name} is a {role.value} in this run, not a {self.options.role.value}",
+                field="name",
             )
-            prev = {k: layout.prev_hop(i)(k) for k in range(owners)}
-            nxt = {k: layout.next_hop(i)(k) for k in range(owners)}
-            return node, NodeGate(prev, nxt, *shapes[part])
-        if self.role == "data-owner":
-            k = int(name[len("owner") :]) - 1
-            share = owner_shares(config, load_run_data(config))[k]
-            entry, exit_ = node_endpoint(layout.entry[k]), node_endpoint(layout.exit[k])
-            owner = DataOwner(
-                k,
-                share,
-                parts[0],
-                parts[-1],
-                entry,
-                exit_,
-                self.transport,
-                self.events,
-                make_opt,
-                owner_workload(config),
-            )
-            return owner, OwnerGate(k, entry, exit_, shapes[0][1], shapes[-1][0])
-        state = {f"first.{k}": v for k, v in parts[0].state_dict().items()}
-        state |= {f"last.{k}": v for k, v in parts[-1].state_dict().items()}
-        return Aggregator(owners, self.transport, self.events), AggregatorGate(owners, state)
+        return build_role(setup, name, self.transport, self.events), gate_for(setup, name)
 
-    def _serve(
-        self, worker: ComputeNode | DataOwner | Aggregator, heartbeat_s: float, timeout_s: float
-    ) -> None:
+    def _serve(self, worker: Worker, heartbeat_s: float, timeout_s: float) -> None:
         done = threading.Event()
 
         def serve() -> None:
@@ -202,27 +139,24 @@ class Role:
                 done.set()
 
         threading.Thread(target=serve, name=self.options.name, daemon=True).start()
-        self.transport.last_seen[COORDINATOR] = time.monotonic()
-        while not done.wait(heartbeat_s):
-            self.transport.send(COORDINATOR, Message(Kind.HEARTBEAT, self.options.name))
-            silent = time.monotonic() - self.transport.last_seen.get(COORDINATOR, 0.0)
-            if silent > timeout_s:
-                raise RuntimeFailure(
-                    f"{self.options.name}: the coordinator at {self.options.coordinator} has "
-                    f"been silent for {silent:.0f} s (no heartbeat); stopping"
-                )
+        liveness = Liveness(self.transport, [COORDINATOR], heartbeat_s, timeout_s)
+        silence = liveness.watch(done)
+        if silence is not None:
+            raise RuntimeFailure(
+                f"{self.options.name}: the coordinator at {self.options.coordinator} has "
+                f"been silent for {silence.seconds:.0f} s (no heartbeat); stopping"
+            )
 
-    def _report(self, worker: ComputeNode | DataOwner | Aggregator, t0_wall: float) -> None:
+    def _report(self, worker: Worker, t0_wall: float) -> None:
         shift = self._wall0 - t0_wall  # this log's clock started later than the coordinator's
         records = [
             {**r.to_json(), "start": r.start + shift, "end": r.end + shift}
             for r in self.events.records
         ]
-        sent = {f"{a}->{b}": n for (a, b), n in self.transport.bytes_sent.items()}
-        meta = {
-            "records": records,
-            "peak_memory_bytes": getattr(worker, "peak_memory_bytes", None),
-            "bytes_sent": sent,
-            "rejected": self.transport.rejected,
-        }
-        self.transport.send(COORDINATOR, Message(Kind.METRICS, self.options.name, meta=meta))
+        metrics = Metrics(
+            records=records,
+            peak_memory_bytes=getattr(worker, "peak_memory_bytes", None),
+            bytes_sent={f"{a}->{b}": n for (a, b), n in self.transport.bytes_sent.items()},
+            rejected=self.transport.rejected,
+        )
+        self.transport.send(COORDINATOR, Control(ControlKind.METRICS, self.options.name, metrics))

@@ -21,10 +21,11 @@ from collections import defaultdict
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from mpsl.deploy.control import Control, ControlKind
 from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import Credentials
-from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, decode, encode
-from mpsl.errors import ProtocolError
+from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, Packet, WireError, decode, encode
+from mpsl.errors import ProtocolError, TransportTimeout
 from mpsl.runtime.messages import Kind, Message
 from mpsl.training.allocator import keep_freed_memory
 
@@ -56,9 +57,9 @@ class ZmqTransport:
         self.gate = gate
         self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
         self.rejected: list[str] = []  # reasons, in order; also logged
-        self._ahead: list[tuple[Message, str | None]] = []  # next round's, before its start
+        self._ahead: list[tuple[Packet, str | None]] = []  # next round's, before its start
         self.last_seen: dict[str, float] = {}
-        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._inbox: queue.Queue[Packet] = queue.Queue()
         self._ctx = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         self._routes: dict[str, tuple[str, str | None]] = {}
@@ -106,7 +107,7 @@ class ZmqTransport:
         with self._lock:
             self._routes[endpoint] = (address, public_key)
 
-    def send(self, dest: str, msg: Message) -> None:
+    def send(self, dest: str, msg: Packet) -> None:
         """Queue ``msg`` for ``dest``; never waits for the receiver."""
         socket, lock = self._dealer(dest)
         frames = encode(msg)
@@ -117,10 +118,27 @@ class ZmqTransport:
         self.bytes_sent[(msg.sender, dest)] += msg.nbytes
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
-        """Next accepted message for this process (raises queue.Empty after ``timeout``)."""
-        return self._inbox.get(timeout=timeout)
+        """Next accepted runtime message (TransportTimeout after ``timeout`` seconds).
 
-    def inject(self, msg: Message) -> None:
+        The runtime's roles take runtime messages only: a control message that the gate let
+        through while they wait (say, a member registering again mid-run) is a ProtocolError.
+        """
+        packet = self.recv_packet(timeout)
+        if isinstance(packet, Control):
+            raise ProtocolError(
+                f"{self.name} expected a runtime message, got {packet.kind.value} from "
+                f"{packet.sender}"
+            )
+        return packet
+
+    def recv_packet(self, timeout: float | None = None) -> Packet:
+        """Next accepted message, runtime or control (TransportTimeout after ``timeout``)."""
+        try:
+            return self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            raise TransportTimeout(f"{self.name}: nothing received in {timeout} s") from None
+
+    def inject(self, msg: Packet) -> None:
         """Put a locally made message in the inbox (a watchdog reporting a lost peer)."""
         self._inbox.put(msg)
 
@@ -177,21 +195,21 @@ class ZmqTransport:
                 f"with the key of '{peer}'"
             )
             return
-        if msg.kind is Kind.HEARTBEAT:
+        if msg.kind is ControlKind.HEARTBEAT:
             self.last_seen[msg.sender] = time.monotonic()
             return
         if self.gate is not None and self.gate.ahead(msg):
             if len(self._ahead) >= MAX_AHEAD:
                 self._reject(
                     f"{msg.kind.value} from {msg.sender} refused: too many messages "
-                    f"ahead of round {msg.round}'s start"
+                    f"ahead of round {getattr(msg, 'round', -1)}'s start"
                 )
             else:
                 self._ahead.append((msg, peer))
             return
         self._admit(msg, peer)
 
-    def _admit(self, msg: Message, peer: str | None) -> None:
+    def _admit(self, msg: Packet, peer: str | None) -> None:
         reason = self.gate.check(msg, peer) if self.gate else None
         if reason:
             self._reject(f"{msg.kind.value} from {msg.sender} refused: {reason}")

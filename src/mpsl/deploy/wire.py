@@ -2,10 +2,11 @@
 
 Frames: ``[header, meta?, tensor?, weights?]``. The header is ``b"MPSL"``, one version byte, then
 UTF-8 JSON (at most 64 KiB) with the message's ids, which frames follow and, for a tensor, its
-dtype and shape. Meta is a JSON object of control data (assignments, metrics). The tensor travels
-as its raw bytes (C order, little endian); named tensors (weights) as one safetensors blob. A
-decoder that meets anything unexpected raises WireError naming what was wrong; it never trusts a
-size it has not checked against the bytes actually received.
+dtype and shape. Meta is the JSON body of a control message (``deploy/control.py``: registration,
+assignment, metrics), validated against its kind's model; runtime messages have none. The tensor
+travels as its raw bytes (C order, little endian); named tensors (weights) as one safetensors
+blob. A decoder that meets anything unexpected raises WireError naming what was wrong; it never
+trusts a size it has not checked against the bytes actually received.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from mpsl.deploy.control import BODY, Control, ControlKind
 from mpsl.errors import ProtocolError
+from mpsl.fileformat import describe_validation
 from mpsl.runtime.messages import Kind, Message
 
 MAGIC = b"MPSL"
@@ -51,12 +55,16 @@ class WireError(ProtocolError):
 
 
 Frame = bytes | memoryview
+Packet = Message | Control
 
 
-def encode(msg: Message) -> list[Frame]:
+def encode(msg: Packet) -> list[Frame]:
     """The frames of ``msg``; the tensor's bytes are not copied."""
     if sys.byteorder != "little":
         raise WireError("the wire format is little endian; this host is not")
+    if isinstance(msg, Control):
+        head: dict[str, Any] = {"kind": msg.kind.value, "sender": msg.sender, "meta": True}
+        return [_head(head), msg.body.model_dump_json().encode()]
     header: dict[str, Any] = {
         "kind": msg.kind.value,
         "sender": msg.sender,
@@ -67,13 +75,10 @@ def encode(msg: Message) -> list[Frame]:
         "value": _float_to_json(msg.value),
         "virtual_bytes": msg.virtual_bytes,
         "text": msg.text,
-        "meta": bool(msg.meta),
         "tensor": None,
         "weights": bool(msg.tensors),
     }
     frames: list[Frame] = []
-    if msg.meta:
-        frames.append(json.dumps(msg.meta, separators=(",", ":")).encode())
     if msg.tensor is not None:
         t = msg.tensor.detach()
         if t.dtype not in _DTYPE_NAMES:
@@ -84,12 +89,15 @@ def encode(msg: Message) -> list[Frame]:
         frames.append(
             save_safetensors({k: v.detach().contiguous() for k, v in msg.tensors.items()})
         )
-    head = MAGIC + bytes([VERSION]) + json.dumps(header, separators=(",", ":")).encode()
-    return [head, *frames]
+    return [_head(header), *frames]
 
 
-def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Message:
-    """The Message in ``frames``; raises WireError for anything malformed."""
+def _head(header: dict[str, Any]) -> bytes:
+    return MAGIC + bytes([VERSION]) + json.dumps(header, separators=(",", ":")).encode()
+
+
+def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Packet:
+    """The Message or Control in ``frames``; raises WireError for anything malformed."""
     if not frames:
         raise WireError("empty message")
     if sum(len(memoryview(f)) for f in frames) > max_bytes:
@@ -101,8 +109,13 @@ def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) 
     expected = 1 + sum(flags)
     if len(frames) != expected:
         raise WireError(f"header announces {expected} frames, got {len(frames)}")
+    if isinstance(kind, ControlKind):
+        if flags != [True, False, False]:
+            raise WireError(f"a {kind.value} message is one meta frame, no tensors")
+        return Control(kind, _name(header, "sender"), _body(kind, frames[1]))
+    if flags[0]:
+        raise WireError(f"a {kind.value} message carries no meta frame")
     body = list(frames[1:])
-    meta = _meta(body.pop(0)) if flags[0] else {}
     tensor = _tensor(tensor_spec, body.pop(0)) if tensor_spec is not None else None
     tensors = _weights(body.pop(0)) if flags[2] else {}
     return Message(
@@ -117,7 +130,6 @@ def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) 
         value=_float(header, "value"),
         virtual_bytes=_int(header, "virtual_bytes", 0, limit=2**62),
         text=_str(header, "text", 4096),
-        meta=meta,
     )
 
 
@@ -147,12 +159,14 @@ def _header(frame: Frame) -> dict[str, Any]:
     return header
 
 
-def _kind(header: dict[str, Any]) -> Kind:
-    value = header.get("kind")
-    try:
-        return Kind(value)
-    except ValueError:
-        raise WireError(f"unknown message kind {value!r}") from None
+def _kind(header: dict[str, Any]) -> Kind | ControlKind:
+    value = str(header.get("kind"))
+    for kinds in (Kind, ControlKind):
+        try:
+            return kinds(value)
+        except ValueError:
+            continue
+    raise WireError(f"unknown message kind {value!r}")
 
 
 def _int(header: dict[str, Any], key: str, default: int, limit: int = _ID_LIMIT) -> int:
@@ -196,14 +210,11 @@ def _flag(header: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _meta(frame: Frame) -> dict[str, Any]:
+def _body(kind: ControlKind, frame: Frame) -> Any:
     try:
-        value = json.loads(bytes(frame).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise WireError(f"meta frame is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise WireError("meta frame must be a JSON object")
-    return value
+        return BODY[kind].model_validate_json(bytes(frame))
+    except ValidationError as exc:
+        raise WireError(describe_validation(exc, f"{kind.value} meta frame")) from None
 
 
 def _tensor(spec: Any, frame: Frame) -> torch.Tensor:

@@ -2,59 +2,42 @@
 
 from __future__ import annotations
 
-import logging
-
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import Transport
-from mpsl.tasks import TaskKind, TaskRecord
-from mpsl.training.steps import fedavg
+from mpsl.runtime.worker import Worker
+from mpsl.tasks import AGGREGATOR, TaskKind, TaskRecord
+from mpsl.training.fedavg import fedavg_trained
 
-log = logging.getLogger(__name__)
 
-
-class Aggregator:
+class Aggregator(Worker):
     """Collects WEIGHTS from every data owner, averages them by samples, sends the result on."""
 
     def __init__(
-        self,
-        owners: int,
-        transport: Transport,
-        events: EventLog,
-        name: str = "aggregator",
-        coordinator: str = "coordinator",
+        self, *, owners: int, transport: Transport, events: EventLog, name: str = AGGREGATOR
     ) -> None:
         self.owners = owners
         self.transport, self.events = transport, events
-        self.name, self.coordinator = name, coordinator
+        self.name = name
+        self._pending: dict[int, Message] = {}
 
-    def serve(self) -> None:
-        """Average one round's weights at a time until STOP."""
-        pending: dict[int, Message] = {}
-        while True:
-            msg = self.transport.recv(self.name)
-            if msg.kind is Kind.STOP:
-                return
-            try:
-                if msg.kind is not Kind.WEIGHTS or not 0 <= msg.owner < self.owners:
-                    raise ValueError(
-                        f"unexpected {msg.kind.value} from {msg.sender} (data owner {msg.owner})"
-                    )
-                pending[msg.owner] = msg
-                if len(pending) == self.owners:
-                    # by data owner, not arrival: the float sum is then the same every run
-                    self._average([pending[k] for k in sorted(pending)])
-                    pending.clear()
-            except Exception as exc:
-                log.exception("aggregator failed")
-                text = f"aggregator: {type(exc).__name__}: {exc}"
-                self.transport.send(self.coordinator, Message(Kind.ERROR, self.name, text=text))
+    def _handle(self, msg: Message) -> None:
+        if msg.kind is not Kind.WEIGHTS or not 0 <= msg.owner < self.owners:
+            raise ValueError(
+                f"unexpected {msg.kind.value} from {msg.sender} (data owner {msg.owner})"
+            )
+        self._pending[msg.owner] = msg
+        if len(self._pending) == self.owners:
+            # by data owner, not arrival: the float sum is then the same every run
+            self._average([self._pending[k] for k in sorted(self._pending)])
+            self._pending.clear()
+
+    def _where(self, msg: Message) -> str:
+        return "aggregator"
 
     def _average(self, messages: list[Message]) -> None:
         start = self.events.now()
-        trained = [m for m in messages if m.samples > 0] or messages
-        weights = [max(m.samples, 1) for m in trained]
-        avg = fedavg([m.tensors for m in trained], weights)
+        avg = fedavg_trained([m.tensors for m in messages], [m.samples for m in messages])
         r = messages[0].round
         reply = Message(
             Kind.WEIGHTS, self.name, round=r, tensors=avg, samples=sum(m.samples for m in messages)

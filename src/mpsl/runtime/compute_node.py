@@ -7,8 +7,6 @@ task; outputs are handed to the transport (which never blocks), so sending overl
 from __future__ import annotations
 
 import copy
-import logging
-import queue
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,16 +14,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mpsl.errors import ConfigError
+from mpsl.errors import ConfigError, TransportTimeout
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import Transport
+from mpsl.runtime.worker import Worker
 from mpsl.tasks import Action, Order, QueuePolicy, TaskKind, TaskRecord
+from mpsl.training.fedavg import fedavg_trained
 from mpsl.training.memory import SavedBytesMeter, state_bytes
-from mpsl.training.steps import fedavg
-
-log = logging.getLogger(__name__)
 
 TASK_KIND = {Kind.ACTIVATION: TaskKind.FWD, Kind.GRADIENT: TaskKind.BWD}
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
@@ -96,27 +93,27 @@ class TaskQueue:
         self._cursor = 0
 
 
-class ComputeNode:
-    """Serves forward and backward tasks of every data owner for one middle part."""
+class ComputeNode(Worker):
+    """Serves forward and backward tasks of the data owners it serves, for one middle part."""
 
     def __init__(
         self,
+        *,
         name: str,
         part: nn.Module,
+        owners: Sequence[int],
         prev_hop: Callable[[int], str],
         next_hop: Callable[[int], str],
         transport: Transport,
         events: EventLog,
         make_optimizer: OptimizerFactory,
         policy: QueuePolicy = QueuePolicy.FIFO,
-        device: Device = REAL,
-        coordinator: str = "coordinator",
-        emulated_output_bytes: int = 0,
-        owners: Sequence[int] | None = None,
         order: Order | None = None,
+        device: Device = REAL,
+        emulated_output_bytes: int = 0,
     ) -> None:
         self.name = name
-        self.owners = owners  # the data owners this node serves (default: all)
+        self.owners = list(owners)  # the data owners this node serves
         self.emulated_output_bytes = emulated_output_bytes  # activation size when compute is off
         self.global_part = part
         self.prev_hop, self.next_hop = prev_hop, next_hop
@@ -124,7 +121,6 @@ class ComputeNode:
         self.make_optimizer = make_optimizer
         self.queue = TaskQueue(policy, order)
         self.device = device
-        self.coordinator = coordinator
         self.instances: dict[int, Instance] = {}
         self.stash: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, int]] = {}
         self.round = -1
@@ -132,24 +128,13 @@ class ComputeNode:
         self.peak_activation_bytes = 0
         self.peak_state_bytes = 0
         self.max_queue = 0
-        if owners is not None:  # allocate the instances now, not in the first round
-            self._new_instances(owners)
+        self._new_instances(self.owners)  # allocated now, not in the first round
 
-    def serve(self) -> None:
-        """Run until STOP; any failure is reported to the coordinator instead of hanging it."""
-        while True:
-            msg = self._next()
-            try:
-                if msg.kind is Kind.STOP:
-                    return
-                self._handle(msg)
-            except Exception as exc:  # a role must report, not die silently
-                log.exception("%s failed", self.name)
-                text = (
-                    f"compute node {self.name}, round {msg.round}, data owner {msg.owner}, "
-                    f"batch {msg.batch}: {type(exc).__name__}: {exc}"
-                )
-                self.transport.send(self.coordinator, Message(Kind.ERROR, self.name, text=text))
+    def _where(self, msg: Message) -> str:
+        return (
+            f"compute node {self.name}, round {msg.round}, data owner {msg.owner}, "
+            f"batch {msg.batch}"
+        )
 
     def _next(self) -> Message:
         while not self.queue.ready():
@@ -157,7 +142,7 @@ class ComputeNode:
         while True:
             try:
                 self.queue.push(self.transport.recv(self.name, timeout=0))
-            except queue.Empty:
+            except TransportTimeout:
                 break
         self.max_queue = max(self.max_queue, len(self.queue))
         return self.queue.pop()
@@ -179,10 +164,6 @@ class ComputeNode:
             self.global_part.load_state_dict(msg.tensors)
         self.round = msg.round
         self.queue.restart()
-        owners = self.owners if self.owners is not None else range(msg.owner)  # .owner carries K
-        if set(self.instances) != set(owners):
-            self._new_instances(owners)
-            return
         # The instances outlive the round: copying the global weights into them spares allocating
         # K parts every round (for ResNet-18's back half and 4 data owners: 11 ms against
         # 160-220 ms of deep copies, mostly page faults of the fresh memory).
@@ -194,7 +175,7 @@ class ComputeNode:
                 inst.optimizer = self.make_optimizer(inst.module)
                 inst.samples = 0
 
-    def _new_instances(self, owners: Sequence[int] | range) -> None:
+    def _new_instances(self, owners: Sequence[int]) -> None:
         self.instances = {}
         for k in owners:
             module = copy.deepcopy(self.global_part)
@@ -275,11 +256,11 @@ class ComputeNode:
             default=0,
         )
         self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
-        trained = [i for i in self.instances.values() if i.samples > 0]
         state = self.global_part.state_dict()
-        if trained:
-            states = [i.module.state_dict() for i in trained]
-            state = fedavg(states, [i.samples for i in trained], out=state)
+        if self.instances:  # a helper that serves no data owner keeps the global part
+            mine = list(self.instances.values())
+            states = [i.module.state_dict() for i in mine]
+            state = fedavg_trained(states, [i.samples for i in mine], out=state)
         # Sent without a copy: the node changes its global part again only at the next round's
         # start, and the coordinator installs every reply before it starts that round.
         reply = Message(

@@ -14,12 +14,12 @@ threads whenever a device or a link is emulated.
 
 from __future__ import annotations
 
-import queue
 from collections import defaultdict, deque
 from collections.abc import Callable
 
 from greenlet import getcurrent, greenlet
 
+from mpsl.errors import TransportTimeout
 from mpsl.runtime.messages import Message
 
 
@@ -28,7 +28,7 @@ class CooperativeTransport:
 
     The greenlet that creates it (the engine's, which runs the coordinator) is a role like the
     others: it gets the thread back when a message arrives for it, or when no role can run any
-    more, and then ``recv`` raises ``queue.Empty`` at once, since no message can ever come.
+    more, and then ``recv`` raises ``TransportTimeout`` at once, since no message can ever come.
     """
 
     def __init__(self) -> None:
@@ -64,7 +64,7 @@ class CooperativeTransport:
             self._hub.switch()
             self._waiting.pop(endpoint, None)
         if not inbox:
-            raise queue.Empty
+            raise TransportTimeout(f"{endpoint}: no role can send it anything any more")
         return inbox.popleft()
 
     def finish(self) -> list[str]:

@@ -7,7 +7,6 @@ and processes on other hosts.
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,11 +14,12 @@ from dataclasses import dataclass
 from torch import nn
 
 from mpsl.data.base import Labeled
-from mpsl.errors import RuntimeFailure
+from mpsl.errors import RuntimeFailure, TransportTimeout
 from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
-from mpsl.tasks import node_endpoint, owner_endpoint
-from mpsl.training.steps import evaluate, fedavg, torch_threads
+from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint
+from mpsl.training.fedavg import fedavg_trained
+from mpsl.training.steps import evaluate, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +43,29 @@ class Coordinator:
 
     def __init__(
         self,
+        *,
         transport: Transport,
         parts: Sequence[nn.Module],
         model: nn.Module,
         owners: int,
         test: Labeled | None,
-        name: str = "coordinator",
+        nodes: Sequence[str],
+        node_parts: Sequence[int],
+        name: str = COORDINATOR,
+        aggregator: str = AGGREGATOR,
         timeout_s: float = 600.0,
-        node_parts: Sequence[int] | None = None,
         eval_threads: int | None = None,
     ) -> None:
         self.transport = transport
-        # Part index hosted by each compute node: a chain by default (node i hosts part i + 1);
-        # in horizontally scaled one hop, several nodes host the same middle part.
-        self.node_parts = list(node_parts or range(1, len(parts) - 1))
+        # The name of each compute node and the part it hosts: a chain hosts part i + 1 on its
+        # i-th node; in horizontally scaled one hop, several nodes host the same middle part.
+        self.nodes = list(nodes)
+        self.node_parts = list(node_parts)
         self.parts = parts  # share modules with ``model``: loading a part updates the model
         self.model = model
         self.owners = owners
         self.test = test
-        self.name = name
+        self.name, self.aggregator = name, aggregator
         self.timeout_s = timeout_s
         # torch threads for evaluation, when the caller's thread runs with fewer during rounds
         # (the in-process engine shares the cores among its role threads)
@@ -70,26 +74,17 @@ class Coordinator:
         # that arrive before they are expected wait here.
         self._early: list[Message] = []
 
-    @property
-    def nodes(self) -> int:
-        """Compute nodes."""
-        return len(self.node_parts)
-
     def run_round(self, r: int, progress: Progress | None = None) -> RoundResult:
         """One round: every data owner trains, then FedAvg everywhere, then evaluation."""
         start = time.perf_counter()
         # The global parts go out without a copy: the coordinator changes them only when it
         # installs the round's results, after every role has loaded them (a role loads them
         # before anything else in the round, and the results come after its work).
-        for i in range(self.nodes):
+        for node, part in zip(self.nodes, self.node_parts, strict=True):
             self.transport.send(
-                node_endpoint(i),
+                node,
                 Message(
-                    Kind.ROUND_START,
-                    self.name,
-                    owner=self.owners,
-                    round=r,
-                    tensors=self.parts[self.node_parts[i]].state_dict(),
+                    Kind.ROUND_START, self.name, round=r, tensors=self.parts[part].state_dict()
                 ),
             )
         owner_state = {f"first.{k}": v for k, v in self.parts[0].state_dict().items()}
@@ -106,9 +101,9 @@ class Coordinator:
             samples += msg.samples
             if progress:
                 progress(r, done)
-        for i in range(self.nodes):
-            self.transport.send(node_endpoint(i), Message(Kind.AGGREGATE, self.name, round=r))
-        replies = [self._expect(Kind.WEIGHTS, r) for _ in range(self.nodes + 1)]
+        for node in self.nodes:
+            self.transport.send(node, Message(Kind.AGGREGATE, self.name, round=r))
+        replies = [self._expect(Kind.WEIGHTS, r) for _ in range(len(self.nodes) + 1)]
         self._install(replies)
         seconds = time.perf_counter() - start
         test_loss, accuracy = float("nan"), float("nan")
@@ -125,9 +120,9 @@ class Coordinator:
     def _install(self, replies: list[Message]) -> None:
         """Load the new global parts; nodes sharing a part are averaged by samples (FedAvg)."""
         by_part: dict[int, list[Message]] = {}
-        endpoints = {node_endpoint(i): part for i, part in enumerate(self.node_parts)}
+        endpoints = dict(zip(self.nodes, self.node_parts, strict=True))
         for msg in replies:
-            if msg.sender == "aggregator":
+            if msg.sender == self.aggregator:
                 self.parts[0].load_state_dict(strip_prefix(msg.tensors, "first."))
                 self.parts[-1].load_state_dict(strip_prefix(msg.tensors, "last."))
             elif msg.sender in endpoints:
@@ -137,12 +132,8 @@ class Coordinator:
         order = {name: i for i, name in enumerate(endpoints)}
         for part, msgs in by_part.items():
             msgs.sort(key=lambda m: order[m.sender])  # a fixed float sum order, not arrival
-            trained = [m for m in msgs if m.samples > 0] or msgs
-            if len(trained) == 1:
-                self.parts[part].load_state_dict(trained[0].tensors)
-            else:
-                weights = [max(m.samples, 1) for m in trained]
-                self.parts[part].load_state_dict(fedavg([m.tensors for m in trained], weights))
+            state = fedavg_trained([m.tensors for m in msgs], [m.samples for m in msgs])
+            self.parts[part].load_state_dict(state)
 
     def _expect(self, kind: Kind, r: int) -> Message:
         for i, early in enumerate(self._early):
@@ -151,7 +142,7 @@ class Coordinator:
         while True:
             try:
                 msg = self.transport.recv(self.name, timeout=self.timeout_s)
-            except queue.Empty:
+            except TransportTimeout:
                 raise RuntimeFailure(
                     f"round {r}: no {kind.value} message for {self.timeout_s:.0f} s; a role hangs"
                 ) from None

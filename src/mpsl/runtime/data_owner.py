@@ -7,7 +7,6 @@ on the gradient for the first part, backward and step. Raw inputs and labels nev
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import torch
@@ -18,18 +17,18 @@ from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
-from mpsl.tasks import TaskKind, TaskRecord, owner_endpoint
+from mpsl.runtime.worker import Worker
+from mpsl.tasks import AGGREGATOR, TaskKind, TaskRecord, owner_endpoint
 from mpsl.training.memory import SavedBytesMeter, state_bytes
 from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
 
-log = logging.getLogger(__name__)
 
-
-class DataOwner:
+class DataOwner(Worker):
     """Trains its first and last part in a pipeline through the compute nodes."""
 
     def __init__(
         self,
+        *,
         index: int,
         data: Labeled,
         first: nn.Module,
@@ -41,8 +40,7 @@ class DataOwner:
         make_optimizer: Callable[[nn.Module], torch.optim.Optimizer | None],
         workload: Workload,
         device: Device = REAL,
-        coordinator: str = "coordinator",
-        aggregator: str = "aggregator",
+        aggregator: str = AGGREGATOR,
         emulated_output_bytes: tuple[int, int] = (0, 0),
     ) -> None:
         self.index = index
@@ -54,31 +52,20 @@ class DataOwner:
         self.make_optimizer = make_optimizer
         self.workload = workload
         self.device = device
-        self.coordinator, self.aggregator = coordinator, aggregator
+        self.aggregator = aggregator
         # (first part's output, last compute node's output): sizes sent when compute is off
         self.emulated_output_bytes = emulated_output_bytes
         self.peak_memory_bytes = 0
         self._peak_saved = 0  # most activation bytes autograd held in one batch
         self._meters = (SavedBytesMeter(), SavedBytesMeter())  # first part, last part
 
-    def serve(self) -> None:
-        """Answer ROUND_START messages until STOP; failures go to the coordinator."""
-        while True:
-            msg = self.transport.recv(self.name)
-            if msg.kind is Kind.STOP:
-                return
-            try:
-                if msg.kind is not Kind.ROUND_START:
-                    raise ValueError(
-                        f"unexpected {msg.kind.value} from {msg.sender} between rounds"
-                    )
-                self._round(msg)
-            except _Stopped:
-                return  # the coordinator gave up on the round (another role failed)
-            except Exception as exc:
-                log.exception("%s failed", self.name)
-                text = f"data owner {self.index}, round {msg.round}: {type(exc).__name__}: {exc}"
-                self.transport.send(self.coordinator, Message(Kind.ERROR, self.name, text=text))
+    def _handle(self, msg: Message) -> None:
+        if msg.kind is not Kind.ROUND_START:
+            raise ValueError(f"unexpected {msg.kind.value} from {msg.sender} between rounds")
+        self._round(msg)
+
+    def _where(self, msg: Message) -> str:
+        return f"data owner {self.index}, round {msg.round}"
 
     def _round(self, start: Message) -> None:
         r = start.round
@@ -183,9 +170,7 @@ class DataOwner:
         )
 
     def _expect(self, kind: Kind, r: int, b: int) -> Message:
-        msg = self.transport.recv(self.name)
-        if msg.kind is Kind.STOP:
-            raise _Stopped
+        msg = self._await()
         if msg.kind is not kind or msg.batch != b or msg.round != r:
             raise ValueError(
                 f"expected {kind.value} for round {r} batch {b}; got "
@@ -201,10 +186,6 @@ class DataOwner:
         self.events.add(
             TaskRecord(self.name, self.index, b, r, kind, start, self.events.now(), nbytes)
         )
-
-
-class _Stopped(Exception):
-    """STOP came in the middle of a round."""
 
 
 def _step(opt: torch.optim.Optimizer | None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -24,12 +23,6 @@ class Kind(enum.Enum):
     WEIGHTS = "weights"  # a part's weights (to or from an aggregator)
     STOP = "stop"
     ERROR = "error"
-    # Deployment control (networked roles; never used by the in-process engine)
-    REGISTER = "register"  # role -> coordinator: here I am, reach me at meta["address"]
-    ASSIGN = "assign"  # coordinator -> role: your name, the run config, routes
-    READY = "ready"  # role -> coordinator: built my part, waiting for rounds
-    HEARTBEAT = "heartbeat"  # both ways, every second: I am alive
-    METRICS = "metrics"  # role -> coordinator after STOP: task records, peak memory
 
 
 @dataclass(frozen=True)
@@ -47,7 +40,6 @@ class Message:
     value: float = 0.0  # summed training loss in a ROUND_DONE message
     virtual_bytes: int = 0  # size a tensor would have, in emulation-only mode (no tensor sent)
     text: str = ""  # error text
-    meta: dict[str, Any] = field(default_factory=dict)  # JSON-ready control data (deployment)
 
     @property
     def nbytes(self) -> int:

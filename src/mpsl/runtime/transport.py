@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
+from mpsl.errors import TransportTimeout
 from mpsl.runtime.device import TIMELINE
 from mpsl.runtime.messages import Kind, Message
 
@@ -32,7 +33,7 @@ class Transport(Protocol):
         """Queue ``msg`` for delivery to ``dest``; never blocks on the receiver."""
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
-        """Next message for ``endpoint`` (raises queue.Empty after ``timeout`` seconds)."""
+        """Next message for ``endpoint`` (TransportTimeout after ``timeout`` seconds)."""
 
     def close(self) -> None:
         """Release resources."""
@@ -137,7 +138,10 @@ class InProcessTransport:
         if self._link_model is None:
             with self._lock:
                 instant = self._instant[endpoint]
-            return instant.get(timeout=timeout)
+            try:
+                return instant.get(timeout=timeout)
+            except queue.Empty:
+                raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
         with self._lock:
             inbox = self._inboxes[endpoint]
             role = self._role(endpoint)
@@ -150,7 +154,7 @@ class InProcessTransport:
             with self._lock:
                 role.blocked = False
                 self._changed(role)
-            raise
+            raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
         clock = TIMELINE
         clock.arrived(self, msg.kind.value, due)
         clock.watcher = role.advanced

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from mpsl.data.base import Labeled
-from mpsl.training.steps import Workload, batch_plan, fedavg, loss_fn, owner_seed
+from mpsl.training.fedavg import fedavg
+from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
 
 OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 

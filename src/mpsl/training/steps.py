@@ -4,7 +4,7 @@ and FedAvg. Keeping them in one place is what makes MP-SL and local training com
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -83,43 +83,6 @@ def batch_plan(
 def owner_seed(seed: int, owner: int, round_: int) -> int:
     """The data-order seed of one data owner in one round."""
     return (seed * 1_000_003 + owner * 10_007 + round_) % (2**31)
-
-
-def fedavg(
-    states: Sequence[Mapping[str, torch.Tensor]],
-    weights: Sequence[float],
-    out: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Weighted average of state dicts; integer buffers (BatchNorm counters) take the maximum.
-
-    Floating tensors accumulate in place, in the states' order, in their own dtype (at least
-    float32): that differs from a float64 sum by about an ulp per state, and spares a float64 copy
-    of every state (4 states of ResNet-18's back half, 10.5 M weights, on 2 cores: 6-8 ms instead
-    of 50-250 ms). ``out`` (tensors of the same shapes, aliasing no state) receives the result
-    instead of new tensors: a compute node averages straight into its global part.
-    """
-    total = float(sum(weights))
-    if not states or total <= 0:
-        raise ValueError("FedAvg needs at least one state with positive weight")
-    shares = [w / total for w in weights]
-    result: dict[str, torch.Tensor] = {}
-    for key, first in states[0].items():
-        if first.is_floating_point():
-            acc_dtype = torch.promote_types(first.dtype, torch.float32)
-            if out is not None and out[key].dtype == acc_dtype:
-                acc = out[key].copy_(first).mul_(shares[0])
-            else:
-                acc = torch.mul(first.to(acc_dtype), shares[0])
-            for state, share in zip(states[1:], shares[1:], strict=True):
-                acc.add_(state[key], alpha=share)
-            avg = acc.to(first.dtype)
-        else:
-            avg = torch.stack([s[key] for s in states]).max(dim=0).values
-        if out is not None and out[key].data_ptr() != avg.data_ptr():
-            out[key].copy_(avg)
-            avg = out[key]
-        result[key] = avg
-    return result
 
 
 def evaluate(model: nn.Module, data: Labeled, batch_size: int = 512) -> tuple[float, float]:

@@ -1,0 +1,121 @@
+"""The deployment's control plane: typed messages between the coordinator and its members.
+
+The runtime's roles exchange ``runtime.messages.Message`` (tensors, rounds, errors) and know
+nothing of this. A deployment adds registration, the assignment, readiness, heartbeats and the
+final metrics; each is a ``Control`` with a pydantic body, validated on decode like every file
+format (``deploy/wire.py`` carries the body as a JSON frame).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.layout import RoleKind
+
+
+class ControlKind(enum.StrEnum):
+    """What a control message says."""
+
+    REGISTER = "register"  # member -> coordinator: here I am, reach me at this address
+    ASSIGN = "assign"  # coordinator -> member: the run, and every member's route
+    READY = "ready"  # member -> coordinator: built my part, waiting for rounds
+    HEARTBEAT = "heartbeat"  # both ways, every heartbeat period: I am alive
+    METRICS = "metrics"  # member -> coordinator after STOP: task records, memory, traffic
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Registration(_Body):
+    """A member's address (and the role it was started as, when it says)."""
+
+    address: str = Field(pattern=r"^tcp://", max_length=256)
+    role: RoleKind | None = None
+
+
+class Route(_Body):
+    """How to reach one member: its address and its CURVE public key."""
+
+    address: str = Field(pattern=r"^tcp://", max_length=256)
+    public_key: str | None = Field(default=None, max_length=64)
+
+
+class Assignment(_Body):
+    """The run a member takes part in: config (cuts and placement resolved), model shape,
+    routes to every member, the coordinator's clock and the liveness settings."""
+
+    config: RunConfig
+    num_classes: int = Field(gt=0)
+    input_shape: list[int] = Field(min_length=1, max_length=8)
+    routes: dict[str, Route]
+    t0_wall: float
+    heartbeat_s: float = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+
+    @field_validator("config")
+    @classmethod
+    def _resolved(cls, config: RunConfig) -> RunConfig:
+        if config.cuts is None:
+            raise ValueError("an assignment carries the run's cuts")
+        return config
+
+
+class Empty(_Body):
+    """No content (readiness, heartbeats)."""
+
+
+class Metrics(_Body):
+    """What a member reports after the last round."""
+
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    peak_memory_bytes: int | None = None
+    bytes_sent: dict[str, int] = Field(default_factory=dict)
+    rejected: list[str] = Field(default_factory=list)
+
+
+BODY: dict[ControlKind, type[_Body]] = {
+    ControlKind.REGISTER: Registration,
+    ControlKind.ASSIGN: Assignment,
+    ControlKind.READY: Empty,
+    ControlKind.HEARTBEAT: Empty,
+    ControlKind.METRICS: Metrics,
+}
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control message: its kind, its sender and its typed body."""
+
+    kind: ControlKind
+    sender: str
+    body: _Body = field(default_factory=Empty)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.body, BODY[self.kind]):
+            raise TypeError(f"{self.kind} carries {BODY[self.kind].__name__}")
+
+    @property
+    def nbytes(self) -> int:
+        """Tensor bytes carried (none: control is JSON)."""
+        return 0
+
+
+def registration(sender: str, address: str, role: RoleKind | None = None) -> Control:
+    """A member's registration."""
+    return Control(ControlKind.REGISTER, sender, Registration(address=address, role=role))
+
+
+def ready(sender: str) -> Control:
+    """A member's readiness."""
+    return Control(ControlKind.READY, sender)
+
+
+def heartbeat(sender: str) -> Control:
+    """A heartbeat."""
+    return Control(ControlKind.HEARTBEAT, sender)
