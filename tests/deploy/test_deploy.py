@@ -50,6 +50,22 @@ def test_thread_deployment_reports_like_the_local_engine(deployment):
     assert min(starts) >= 0  # one clock: the coordinator's
 
 
+def test_a_deployment_follows_the_placement(deployment):
+    """Members named after the plan's nodes host its parts: vm2 the first, vm1 the second."""
+    cfg = small_config(nodes=["vm2", "vm1"])
+    local = InProcessEngine(cfg).run()
+    dep = deployment(cfg)
+    assert dep.coordinator.members[:2] == ["vm2", "vm1"]
+    result = dep.run()
+    kinds = {(e.node, e.kind) for e in result.events.records}
+    assert {("vm2", "fwd"), ("vm1", "bwd")} <= kinds
+    assert not {e.node for e in result.events.records} & {"node1", "node2"}
+    assert result.bytes_per_link.keys() == local.bytes_per_link.keys()
+    assert {"owner1->vm2", "vm2->vm1", "vm1->owner1"} <= set(result.bytes_per_link)
+    want, got = local.model.state_dict(), result.model.state_dict()
+    assert all(torch.allclose(want[k], got[k], atol=1e-5, rtol=0) for k in want)
+
+
 def test_label_privacy_audit(deployment):
     """Record every message a data owner sends: no labels, no raw inputs cross the wire."""
     dep = deployment(small_config(batches_per_epoch=2))

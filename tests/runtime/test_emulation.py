@@ -44,20 +44,21 @@ def test_emulated_run_sends_profiled_bytes_and_runs_every_task():
     result = Emulation(PROFILE, _cluster(2), cuts).run()
     batches = 3 * 2
     links = result.bytes_per_link
-    assert links["owner1->node1"] == batches * 1000  # layer 1's activation
-    assert links["node1->node2"] == 2 * batches * 3000  # layer 3's activation, both owners
-    assert links["node2->owner2"] == batches * 5000  # layer 5's activation
-    assert links["owner2->node2"] == batches * 5000  # its gradient
-    assert links["node2->node1"] == 2 * batches * 3000
-    assert links["node1->owner1"] == batches * 1000
-    kinds = [r.kind for r in result.events.records if r.node == "node2"]
+    # The cluster's compute nodes n0 and n1 host the two middle parts, under their own names.
+    assert links["owner1->n0"] == batches * 1000  # layer 1's activation
+    assert links["n0->n1"] == 2 * batches * 3000  # layer 3's activation, both owners
+    assert links["n1->owner2"] == batches * 5000  # layer 5's activation
+    assert links["owner2->n1"] == batches * 5000  # its gradient
+    assert links["n1->n0"] == 2 * batches * 3000
+    assert links["n0->owner1"] == batches * 1000
+    kinds = [r.kind for r in result.events.records if r.node == "n1"]
     assert kinds.count("fwd") == kinds.count("bwd") == 2 * batches
 
 
 def test_emulation_devices_follow_profile_and_stragglers():
     em = Emulation(PROFILE, _cluster(2), [1, 3, 5], stragglers={1: 3.0})
     devices = em.devices()
-    assert devices["node1"].times_ms == {"fwd": 0.02, "bwd": 0.04}
+    assert devices["n0"].times_ms == {"fwd": 0.02, "bwd": 0.04}
     assert devices["owner2"].times_ms["first_fwd"] == 3 * devices["owner1"].times_ms["first_fwd"]
 
 
@@ -112,7 +113,7 @@ def test_emulation_with_real_compute_trains_the_real_model():
     after = result.model.state_dict()
     assert any(not (before[k] == after[k]).all() for k in before)
     assert result.rounds[0].accuracy == result.rounds[0].accuracy  # evaluated (not NaN)
-    assert result.bytes_per_link["owner1->node1"] == 6 * 8 * 32 * 8 * 8 * 4  # real activations
+    assert result.bytes_per_link["owner1->n0"] == 6 * 8 * 32 * 8 * 8 * 4  # real activations
 
 
 def test_emulated_device_starts_from_the_due_time_not_from_its_thread_waking_up():
@@ -198,10 +199,10 @@ def test_compute_nodes_run_tasks_in_the_order_the_simulation_does():
     cuts = [1, 3, 5]
     sim = simulate_deployment(profile, cluster, cuts, stragglers=stragglers, trace=True)
     result = Emulation(profile, cluster, cuts, stragglers=stragglers).run()
-    for i, name in enumerate(["n0", "n1"]):
+    for name in ["n0", "n1"]:
         expected = [(t.owner, t.batch, t.kind) for t in sim.trace if t.node == name]
         ran = sorted(
-            (r for r in result.events.records if r.node == f"node{i + 1}" and r.owner >= 0),
+            (r for r in result.events.records if r.node == name and r.owner >= 0),
             key=lambda r: r.start,
         )
         assert [(r.owner, r.batch, r.kind) for r in ran] == expected

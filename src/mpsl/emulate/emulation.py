@@ -27,7 +27,7 @@ from mpsl.runtime.engine import InProcessEngine, RunResult
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import LinkModel
 from mpsl.split import part_ranges
-from mpsl.tasks import node_endpoint, owner_endpoint
+from mpsl.tasks import TaskKind, owner_endpoint
 
 
 def stand_in_model(profile: Profile) -> LayerChain:
@@ -82,8 +82,8 @@ class Emulation:
         self.output_bytes = {
             "first": int(profile.layers[ranges[0][1] - 1].output_bytes * scale),
             **{
-                node_endpoint(i): int(profile.layers[last - 1].output_bytes * scale)
-                for i, (_, last) in enumerate(ranges[1:-1])
+                name: int(profile.layers[last - 1].output_bytes * scale)
+                for name, (_, last) in zip(self.node_names, ranges[1:-1], strict=True)
             },
         }
         self.owner_model_bytes = sum(
@@ -96,17 +96,17 @@ class Emulation:
         """Emulated task times of every compute node and data owner (already time-scaled)."""
         s = self.time_scale
         result = {
-            node_endpoint(i): Device({"fwd": n.fwd_ms * s, "bwd": n.bwd_ms * s})
-            for i, n in enumerate(self.costs.nodes)
+            n.name: Device({TaskKind.FWD: n.fwd_ms * s, TaskKind.BWD: n.bwd_ms * s})
+            for n in self.costs.nodes
         }
         for k, g in enumerate(self.groups):
             o = self.costs.owners[g]
             f = s * self.stragglers.get(k, 1.0)
             result[owner_endpoint(k)] = Device(
                 {
-                    "first_fwd": o.first_fwd_ms * f,
-                    "last": o.last_ms * f,
-                    "first_bwd": o.first_bwd_ms * f,
+                    TaskKind.FIRST_FWD: o.first_fwd_ms * f,
+                    TaskKind.LAST: o.last_ms * f,
+                    TaskKind.FIRST_BWD: o.first_bwd_ms * f,
                 }
             )
         return result
@@ -114,7 +114,7 @@ class Emulation:
     def link_model(self) -> LinkModel:
         """Rates between roles: owner links, compute-to-compute links; control is instant."""
         owners = {owner_endpoint(k): g for k, g in enumerate(self.groups)}
-        nodes = {node_endpoint(i): name for i, name in enumerate(self.node_names)}
+        nodes = set(self.node_names)
         s = self.time_scale
 
         def model(sender: str, dest: str, msg: Message) -> tuple[float, float, int] | None:
@@ -128,7 +128,7 @@ class Emulation:
                 group = self.cluster.data_owners[owners[owner]]
                 return group.link_bps / s, group.link_latency_s * s, nbytes
             if sender in nodes and dest in nodes:
-                bps, latency = self.cluster.link(nodes[sender], nodes[dest])
+                bps, latency = self.cluster.link(sender, dest)
                 return bps / s, latency * s, nbytes
             return None
 
@@ -154,6 +154,7 @@ class Emulation:
             dataset="synthetic",
             data_owners=k,
             cuts=list(self.cuts),
+            nodes=self.node_names,
             rounds=1,
             local_epochs=t.local_epochs,
             batches_per_epoch=t.batches_per_epoch,
