@@ -9,7 +9,7 @@ import pytest
 from mpsl.data.synthetic import load_synthetic
 from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.cooperative import CooperativeTransport
+from mpsl.runtime.cooperative import CooperativeTransport, GreenletScheduler
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.messages import Kind, Message
@@ -18,7 +18,8 @@ DATA = load_synthetic((1, 8, 8), 10, train_size=48, test_size=8, seed=0)
 
 
 def test_roles_take_turns_only_when_they_wait():
-    transport = CooperativeTransport()
+    scheduler = GreenletScheduler()
+    transport = CooperativeTransport(scheduler)
     seen: list[str] = []
 
     def echo(name: str, peer: str, rounds: int):
@@ -31,8 +32,8 @@ def test_roles_take_turns_only_when_they_wait():
 
         return serve
 
-    transport.spawn(echo("a", "b", 2))
-    transport.spawn(echo("b", "home", 2))
+    scheduler.spawn(echo("a", "b", 2))
+    scheduler.spawn(echo("b", "home", 2))
     transport.send("a", Message(Kind.ACTIVATION, "home", batch=7))
     assert seen == []  # spawned roles wait for the caller to wait
     assert transport.recv("home").batch == 0
@@ -42,15 +43,16 @@ def test_roles_take_turns_only_when_they_wait():
     assert transport.recv("home").batch == 1
     assert set(transport.bytes_sent) == {("home", "a"), ("a", "b"), ("b", "home")}
     assert len(seen) == 8
-    assert transport.finish() == []  # both roles ended
+    assert scheduler.finish() == []  # both roles ended
 
 
 def test_a_wait_no_role_can_answer_ends_at_once():
-    transport = CooperativeTransport()
-    transport.spawn(lambda: transport.recv("idle"))
+    scheduler = GreenletScheduler()
+    transport = CooperativeTransport(scheduler)
+    scheduler.spawn(lambda: transport.recv("idle"))
     with pytest.raises(TransportTimeout):  # no role can ever send: no point waiting out the timeout
         transport.recv("home", timeout=600)
-    assert transport.finish() == ["idle"]
+    assert scheduler.finish() == ["idle"]
     with pytest.raises(TransportTimeout):
         transport.recv("home", timeout=0)
 
@@ -68,8 +70,8 @@ def test_a_failing_role_is_reported_and_every_role_ends(scheduling):
         engine.run()
     # A data owner stopped mid-round ends instead of waiting for a message that never comes.
     roles = {"owner1", "owner2", "node1", "node2", "aggregator"}
-    if isinstance(engine.transport, CooperativeTransport):
-        assert engine.transport.finish() == []
+    if engine.scheduler is not None:
+        assert engine.scheduler.finish() == []
     else:
         assert not [t.name for t in threading.enumerate() if t.name in roles and t.is_alive()]
 

@@ -121,17 +121,18 @@ def test_emulated_device_starts_from_the_due_time_not_from_its_thread_waking_up(
     import time
     from types import SimpleNamespace
 
-    from mpsl.runtime.device import TIMELINE
+    from mpsl.runtime.clock import Timeline
 
     seen = []
     transport = SimpleNamespace(keeping=True)
+    timeline = Timeline()
 
     def role():
-        clock = TIMELINE
+        clock = timeline
         due = time.perf_counter() - 10.0  # everything was due long ago: this thread is late
         clock.arrived(transport, "round_start", due - 1.0)
         clock.arrived(transport, "activation", due)
-        device = Device({"fwd": 2.0, "first_fwd": 3.0}, compute=False)
+        device = Device({"fwd": 2.0, "first_fwd": 3.0}, compute=False, clock=timeline)
         device.run("fwd", lambda: None)  # starts when its activation was due
         seen.append(clock.now - due)
         device.run("first_fwd", lambda: None)  # no trigger: right after the previous task
@@ -159,7 +160,9 @@ def test_a_task_message_waits_for_a_late_sender_with_an_earlier_one():
 
     def late_role():
         transport.recv("late")  # round start
-        Device({"first_fwd": 1.0}, compute=False).run("first_fwd", lambda: None)
+        Device({"first_fwd": 1.0}, compute=False, clock=transport.clock).run(
+            "first_fwd", lambda: None
+        )
         parked.set()  # emulated time: its activation is due 1 ms after the round start
         go.wait()
         transport.send("node", Message(Kind.ACTIVATION, "late", owner=0))

@@ -7,6 +7,7 @@ and the transport's link model; nothing else changes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -18,9 +19,10 @@ import torch
 from mpsl.data import Dataset
 from mpsl.errors import ConfigError
 from mpsl.models import LayerChain
+from mpsl.runtime.clock import Timeline
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.cooperative import CooperativeTransport
+from mpsl.runtime.cooperative import CooperativeTransport, GreenletScheduler
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.data_owner import DataOwner
 from mpsl.runtime.device import REAL, Device
@@ -129,10 +131,13 @@ class InProcessEngine:
                 "set batches_per_epoch",
                 field="batches_per_epoch",
             )
+        # Who runs when, and emulated time, are the engine's: the transport only delivers.
+        self.scheduler = GreenletScheduler() if self.scheduling == "cooperative" else None
+        self.clock = Timeline()
         self.transport: InProcessTransport | CooperativeTransport = (
-            CooperativeTransport()
-            if self.scheduling == "cooperative"
-            else InProcessTransport(link_model)
+            CooperativeTransport(self.scheduler)
+            if self.scheduler is not None
+            else InProcessTransport(link_model, self.clock)
         )
         self.events = EventLog()
         self.threads_per_role = threads_per_role  # torch threads of each role (None: share_cores)
@@ -141,6 +146,8 @@ class InProcessEngine:
 
         def role(name: str, **kw: Any) -> Role:
             device = self.devices.get(name, REAL)
+            if device.emulated:
+                device = dataclasses.replace(device, clock=self.clock)
             return build_role(
                 self.setup, name, self.transport, self.events, device=device,
                 emulated_bytes=emulated_bytes, **kw,
@@ -164,8 +171,8 @@ class InProcessEngine:
         """Train for the configured rounds; the roles end with the run."""
         roles: list[Role] = [*self.nodes, *self.owners, self.aggregator]
         budget = torch.get_num_threads()
-        if isinstance(self.transport, CooperativeTransport):
-            results = self._run_cooperative(self.transport, roles, progress, on_round)
+        if self.scheduler is not None:
+            results = self._run_cooperative(self.scheduler, roles, progress, on_round)
         else:
             results = self._run_threads(roles, budget, progress, on_round)
         links = {
@@ -194,19 +201,19 @@ class InProcessEngine:
 
     def _run_cooperative(
         self,
-        transport: CooperativeTransport,
+        scheduler: GreenletScheduler,
         roles: Sequence[Role],
         progress: Progress | None,
         on_round: Callable[[RoundResult], None] | None,
     ) -> list[RoundResult]:
         """Every role a greenlet of this thread; every task gets all of torch's threads."""
         for role in roles:
-            transport.spawn(role.serve)
+            scheduler.spawn(role.serve)
         try:
             return self._rounds(torch.get_num_threads(), progress, on_round)
         finally:
             self.coordinator.stop([r.name for r in roles])
-            if hung := transport.finish():
+            if hung := scheduler.finish():
                 log.warning("roles still waiting after the stop: %s", ", ".join(hung))
 
     def _run_threads(

@@ -4,7 +4,7 @@
 delivery (emulated rate and latency, one transfer at a time per directed link), so the same roles
 run as a faithful emulation of a slow network. With a link model every delivery carries the time
 it was due in the emulated deployment, which the receiving role's emulated device starts from
-(``device.Timeline``), so thread wake-up lateness neither delays transfers nor adds up along the
+(``clock.Timeline``), so thread wake-up lateness neither delays transfers nor adds up along the
 pipeline; and a task message is handed over only once no role can still send an earlier-due one,
 so every queue sees its tasks in emulated arrival order even when the machine stalls a thread.
 """
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mpsl.errors import TransportTimeout
-from mpsl.runtime.device import TIMELINE
+from mpsl.runtime.clock import Timeline
 from mpsl.runtime.messages import Kind, Message
 
 
@@ -85,7 +85,7 @@ class InProcessTransport:
     # guard against a role that stops receiving without ever saying so, never the normal path.
     MAX_HOLD_S = 1.0
 
-    def __init__(self, link_model: LinkModel | None = None) -> None:
+    def __init__(self, link_model: LinkModel | None = None, clock: Timeline | None = None) -> None:
         self._inboxes: dict[str, queue.PriorityQueue[tuple[float, int, Message]]] = defaultdict(
             queue.PriorityQueue
         )
@@ -96,6 +96,8 @@ class InProcessTransport:
         self._bounding: set[_Role] = set()  # roles whose promise is finite
         self._lock = threading.Lock()
         self._link_model = link_model
+        # The run's emulated time (its engine's), stamped on deliveries when links are emulated.
+        self.clock = clock if clock is not None else Timeline()
         self._link_free_at: dict[tuple[str, str], float] = defaultdict(float)
         self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
         self._pending: list[tuple[float, int, str, Message]] = []  # (due, seq, dest, message)
@@ -118,7 +120,7 @@ class InProcessTransport:
             inbox.put(msg)
             return
         # An emulated sender hands over when its emulated task ended, not when its thread woke.
-        now = TIMELINE.send_time(self)
+        now = self.clock.send_time(self)
         with self._lock:
             self.bytes_sent[(msg.sender, dest)] += msg.nbytes
             link = self._link_model(msg.sender, dest, msg)
@@ -155,7 +157,7 @@ class InProcessTransport:
                 role.blocked = False
                 self._changed(role)
             raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
-        clock = TIMELINE
+        clock = self.clock
         clock.arrived(self, msg.kind.value, due)
         clock.watcher = role.advanced
         with self._lock:

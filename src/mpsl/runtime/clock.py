@@ -1,0 +1,94 @@
+"""Emulated time: each role thread's clock in the deployment being emulated.
+
+The in-process engine owns one ``Timeline`` per emulated run and hands it to the transport (which
+stamps every delivery with the time it was due over the emulated links) and to every ``Device``
+(which starts a task at max(end of the role's previous task, emulated arrival of its trigger) and
+ends it its profiled time later). Nothing else reads it: the transport moves messages, the device
+times tasks, the clock is the engine's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from mpsl.tasks import TaskKind
+
+# The message kind (``Kind.value``) whose arrival starts each task kind of the roles. A task kind
+# not listed (a data owner's first-part forward) follows the role's previous task directly.
+TRIGGER = {
+    TaskKind.FWD: "activation",
+    TaskKind.BWD: "gradient",
+    TaskKind.LAST: "activation",
+    TaskKind.FIRST_BWD: "gradient",
+}
+
+
+class Keeper(Protocol):
+    """A transport that keeps threads' timelines (``InProcessTransport`` with a link model)."""
+
+    keeping: bool  # False once closed: its threads' timelines are stale
+
+
+class Timeline(threading.local):
+    """The calling thread's emulated clock (``perf_counter`` seconds) and pending arrivals.
+
+    A transport that knows when each message was due (``InProcessTransport``) calls ``arrived``
+    for every message it hands to this thread; ``Device.run`` reads and advances the clock and
+    tells the transport's ``watcher``. Task messages are matched to tasks in arrival order per
+    kind, which is the order in which the ``fifo`` and ``backward-first`` queues run them. The
+    clock belongs to one transport (``keeper``): a thread that serves another starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, keeper: Keeper | None) -> None:
+        self.keeper = keeper  # the transport that reports arrivals to this thread
+        self.emulating = False  # this thread runs an emulated device: its sends use ``now``
+        self.now: float | None = None
+        self.pending: dict[str, deque[float]] = {}
+        self.watcher: Callable[[float], None] | None = None  # told each new ``now`` of a task
+
+    @property
+    def kept(self) -> bool:
+        """Whether a transport still reports arrivals to this thread."""
+        return self.keeper is not None and self.keeper.keeping
+
+    def arrived(self, keeper: Keeper, kind: str, due: float) -> None:
+        """``keeper`` handed this thread a message of ``kind``; in the emulated deployment it came
+        at ``due``."""
+        if self.keeper is not keeper:
+            self._reset(keeper)
+        if kind in ("activation", "gradient"):
+            self.pending.setdefault(kind, deque()).append(due)
+        elif self.now is None or due > self.now:
+            self.now = due  # control messages (round start) move the role's clock on
+
+    def send_time(self, keeper: Keeper) -> float:
+        """When this thread hands a message to ``keeper``, in emulated time if it emulates."""
+        if self.keeper is keeper and self.emulating and self.now is not None:
+            return self.now
+        return time.perf_counter()
+
+    def begin(self, kind: TaskKind, fallback: float) -> float:
+        """Emulated start of a task of ``kind``: after the previous task and its trigger."""
+        trigger = TRIGGER.get(kind)
+        arrivals = self.pending.get(trigger) if trigger else None
+        if trigger is not None:
+            start = arrivals.popleft() if arrivals else fallback
+        else:
+            start = self.now if self.now is not None else fallback
+        return start if self.now is None else max(self.now, start)
+
+    def advance(self, end: float) -> None:
+        """A task of this thread's emulated device ends at ``end``: its sends come no earlier."""
+        self.now, self.emulating = end, True
+        if self.watcher is not None:
+            self.watcher(end)
+
+
+TIMELINE = Timeline()
