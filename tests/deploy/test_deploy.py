@@ -5,6 +5,7 @@ import time
 import pytest
 import torch
 from deploy_helpers import small_config
+from pydantic import ValidationError
 
 from mpsl.deploy.control import ControlKind
 from mpsl.deploy.launch import run_processes
@@ -159,7 +160,7 @@ def test_member_names_are_checked():
 
 
 def test_schedules_are_refused_by_a_deployment():
-    from mpsl.deploy.coordinator import DeploymentCoordinator
-
-    with pytest.raises(ConfigError, match="schedule"):
-        DeploymentCoordinator(small_config(schedule="s.json", compute_nodes=1))
+    # A RunConfig holds no schedule (the CLI's JobConfig does, and `mpsl coordinator` refuses
+    # one: tests/cli/test_run_options.py), so no deployment can be given one.
+    with pytest.raises(ValidationError, match="schedule"):
+        small_config(schedule="s.json", compute_nodes=1)

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mpsl.cli.common import parse_ints
+from mpsl.cli.job import FIELDS, load_job
+from mpsl.cli.options import ConfigFile, field_command
 from mpsl.errors import ConfigError
-from mpsl.runtime.config import RunConfig
 
 Coordinator = Annotated[str, typer.Option(help="The coordinator's address, tcp://HOST:PORT.")]
 Keys = Annotated[
@@ -46,40 +46,31 @@ def keys(
 
 
 def coordinator(
-    config: Annotated[
-        Path | None, typer.Option(help="Run config (TOML), as for `mpsl run`.")
-    ] = None,
+    config: ConfigFile = None,
     listen: Listen = "tcp://0.0.0.0:5555",
     advertise: Advertise = None,
     keys: Keys = None,
     insecure: Insecure = False,
-    data_owners: Annotated[int | None, typer.Option(help="Data owners K.")] = None,
-    cuts: Annotated[str | None, typer.Option(help="Cut list c0,c1,...,cN.")] = None,
-    hops: Annotated[int | None, typer.Option(help="Compute nodes N (even split).")] = None,
-    rounds: Annotated[int | None, typer.Option(help="Rounds.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
     heartbeat_timeout: Annotated[
         float, typer.Option(help="Seconds of silence after which a member counts as gone.")
     ] = 30.0,
     wait: Annotated[float, typer.Option(help="Seconds to wait for every member.")] = 600.0,
+    **options: Any,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
     from mpsl.cli.run import apply_plan, describe, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
 
-    flags: dict[str, Any] = {
-        "data_owners": data_owners,
-        "cuts": list(parse_ints(cuts, "--cuts")) if cuts else None,
-        "compute_nodes": hops,
-        "rounds": rounds,
-        "out": str(out) if out else None,
-    }
-    given = {k: v for k, v in flags.items() if v is not None}
-    cfg = RunConfig.load(config, given) if config else RunConfig.from_values(given, "flags")
+    job = load_job(config, options)
+    if job.schedule is not None:
+        raise ConfigError(
+            "a deployment runs the multihop chain; following a schedule (horizontal one hop) "
+            "runs in one process (mpsl run --engine cooperative or threads)",
+            field="schedule",
+        )
     console = Console(stderr=True)
-    if cfg.plan:
-        cfg = apply_plan(cfg, console)
+    cfg = apply_plan(job, console)
     deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
     transport = ZmqTransport(
         "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
@@ -93,7 +84,7 @@ def coordinator(
         console.print(f"registered {name} at {address} ({done}/{total})")
 
     try:
-        train(cfg, console, lambda p, r: deployment.run(transport, p, r, on_member))
+        train(cfg, job.out, console, lambda p, r: deployment.run(transport, p, r, on_member))
     finally:
         transport.close()
 
@@ -175,7 +166,8 @@ def _credentials(keys: Path | None, insecure: bool, name: str) -> Any:
 def register(app: typer.Typer) -> None:
     """Add the deployment commands to the app."""
     app.command()(keys)
-    app.command()(coordinator)
+    # every run option but schedule, which a deployment refuses
+    app.command("coordinator")(field_command(coordinator, FIELDS, exclude={"schedule"}))
     app.command("compute-node")(compute_node)
     app.command()(aggregator)
     app.command("data-owner")(data_owner)

@@ -1,14 +1,13 @@
-"""RunConfig: everything one training run needs, from flags or a TOML file, validated on load."""
+"""RunConfig: what the runtime reads for one training run, validated; errors name the field."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mpsl.fileformat import parse_model, read_data
+from mpsl.fileformat import parse_model
 
 RESERVED = re.compile(r"^(owner\d+|aggregator|coordinator)$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -27,43 +26,69 @@ def check_node_names(nodes: list[str], owners: int) -> None:
 
 
 class RunConfig(BaseModel):
-    """One MP-SL training run. TOML keys are these field names (docs/formats.md)."""
+    """What the runtime reads for one MP-SL training run; each description is the flag's help.
+
+    The CLI's job-level settings (output directory, planning, a schedule to follow) live in
+    ``mpsl.cli.job.JobConfig``, which reads the same flat config file (docs/formats.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = "digits_cnn"
-    dataset: Literal["digits", "mnist", "cifar10", "synthetic"] = "digits"
-    data_path: str | None = Field(default=None, description="directory of mnist/cifar10 files")
-    input_shape: list[int] | None = None
-    num_classes: int | None = Field(default=None, gt=0)
-    data_owners: int = Field(default=4, ge=1)
-    partition: Literal["iid", "dirichlet"] = "iid"
-    alpha: float = Field(default=0.5, gt=0, description="Dirichlet concentration (label skew)")
-    cuts: list[int] | None = None
-    compute_nodes: int | None = Field(default=None, ge=1, description="hops; used without cuts")
+    model: str = Field(default="digits_cnn", description="A model of `mpsl models`.")
+    dataset: Literal["digits", "mnist", "cifar10", "synthetic"] = Field(
+        default="digits", description="Training and test data."
+    )
+    data_path: str | None = Field(
+        default=None,
+        description="Directory of the MNIST IDX files or the CIFAR-10 python batches.",
+    )
+    input_shape: list[int] | None = Field(
+        default=None, description="Shape of one synthetic sample, e.g. 3,32,32 (default: 1,8,8)."
+    )
+    num_classes: int | None = Field(
+        default=None, gt=0, description="Classes of synthetic data (default: 10)."
+    )
+    data_owners: int = Field(default=4, ge=1, description="Number of data owners K.")
+    partition: Literal["iid", "dirichlet"] = Field(
+        default="iid",
+        description="How the data owners share the data: iid, or dirichlet for label skew.",
+    )
+    alpha: float = Field(
+        default=0.5, gt=0, description="Dirichlet concentration: smaller is more skewed."
+    )
+    cuts: list[int] | None = Field(
+        default=None,
+        description="Cut list c0,c1,...,cN: the data owner keeps layers 1..c0 and cN+1..S.",
+    )
+    compute_nodes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Compute nodes N with an even split, used without cuts (default: 2).",
+    )
     nodes: list[str] | None = Field(
-        default=None, description="name of the compute node hosting each middle part (placement)"
+        default=None,
+        description="Name of the compute node hosting each middle part, e.g. vm2,vm1.",
     )
-    rounds: int = Field(default=6, ge=1)
-    local_epochs: int = Field(default=2, ge=1)
-    batches_per_epoch: int | None = Field(default=None, ge=1, description="default: all data")
-    batch_size: int = Field(default=16, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.05, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    seed: int = 0
-    queue_policy: Literal["fifo", "backward-first"] = "fifo"
-    schedule: str | None = Field(
-        default=None, description="follow `mpsl schedule --json` output: one hop, several helpers"
+    rounds: int = Field(
+        default=6, ge=1, description="Rounds; each ends with FedAvg and a test evaluation."
     )
-    out: str | None = None
-    plan: str | None = Field(default=None, description="'auto' (plan first) or a plan file")
-    profile: str | None = Field(default=None, description="profile file or shipped name (plan)")
-    cluster: str | None = Field(default=None, description="cluster file (plan)")
-    first_cut: int | None = Field(default=None, ge=1, description="data owner keeps 1..first")
-    last_cut: int | None = Field(default=None, ge=1, description="data owner keeps last+1..S")
-    objective: Literal["epoch", "paper", "cost"] = "epoch"
+    local_epochs: int = Field(default=2, ge=1, description="Local epochs r per round.")
+    batches_per_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        description="Batches B per epoch (default: all of a data owner's share).",
+    )
+    batch_size: int = Field(default=16, ge=1, description="Samples per batch.")
+    optimizer: Literal["sgd", "adam"] = Field(default="sgd", description="Optimizer of every part.")
+    lr: float = Field(default=0.05, gt=0, description="Learning rate.")
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (L2 penalty).")
+    seed: int = Field(
+        default=0, description="Seed of the initial weights, the data split and the data order."
+    )
+    queue_policy: Literal["fifo", "backward-first"] = Field(
+        default="fifo", description="The order in which a compute node serves queued tasks."
+    )
 
     @model_validator(mode="after")
     def _cuts_or_hops(self) -> RunConfig:
@@ -90,14 +115,12 @@ class RunConfig(BaseModel):
             return len(self.cuts) + 1
         return self.compute_nodes + 2 if self.compute_nodes else None
 
-    @classmethod
-    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-        """Read a TOML (or JSON) config; ``overrides`` (e.g. from flags) win over the file."""
-        data = read_data(path)
-        data.update(overrides or {})
-        return parse_model(cls, data, str(path))
+    @property
+    def schedule(self) -> None:
+        """Never set: kept until deploy/coordinator.py drops its check (the CLI refuses one)."""
+        return None
 
     @classmethod
     def from_values(cls, values: dict[str, Any], source: str = "options") -> RunConfig:
-        """Validate ``values`` (flags); errors name the field."""
+        """Validate ``values``; a FormatError names ``source`` and each bad field."""
         return parse_model(cls, values, source)
