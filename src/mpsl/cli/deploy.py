@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mpsl.cli.job import FIELDS, load_job
+from mpsl.cli.job import FIELDS, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command
 from mpsl.errors import ConfigError
 
@@ -63,12 +63,7 @@ def coordinator(
     from mpsl.deploy.transport import ZmqTransport
 
     job = load_job(config, options)
-    if job.schedule is not None:
-        raise ConfigError(
-            "a deployment runs the multihop chain; following a schedule (horizontal one hop) "
-            "runs in one process (mpsl run --engine cooperative or threads)",
-            field="schedule",
-        )
+    refuse_schedule(job)
     console = Console(stderr=True)
     cfg = apply_plan(job, console)
     deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)

@@ -66,6 +66,16 @@ FIELDS: dict[str, FieldInfo] = RUN_FIELDS | {
 }
 
 
+def refuse_schedule(job: JobConfig) -> None:
+    """A deployment (processes on hosts) runs the multihop chain: ConfigError for a schedule."""
+    if job.schedule is not None:
+        raise ConfigError(
+            "a deployment runs the multihop chain; following a schedule (horizontal one hop) "
+            "runs in one process (mpsl run --engine cooperative or threads)",
+            field="schedule",
+        )
+
+
 def check_keys(values: Mapping[str, Any], source: str) -> None:
     """Raise ConfigError naming the first key of ``values`` that no field declares."""
     unknown = sorted(set(values) - FIELDS.keys())

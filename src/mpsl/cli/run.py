@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mpsl.cli.job import FIELDS, JobConfig, load_job
+from mpsl.cli.job import FIELDS, JobConfig, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command
 from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
@@ -45,6 +45,8 @@ def run(
     cfg = apply_plan(job, console)
     if engine == "processes":
         from mpsl.deploy.launch import run_processes
+
+        refuse_schedule(job)
 
         def on_member(name: str, address: str, done: int, total: int) -> None:
             console.print(f"registered {name} at {address} ({done}/{total})")

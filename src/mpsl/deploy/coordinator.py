@@ -20,7 +20,7 @@ from mpsl.deploy.gate import CoordinatorGate
 from mpsl.deploy.liveness import Liveness
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.deploy.wire import Packet
-from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
+from mpsl.errors import RuntimeFailure, TransportTimeout
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.engine import RunResult
@@ -44,12 +44,6 @@ class DeploymentCoordinator:
         timeout_s: float = 30.0,
         wait_s: float = 600.0,
     ) -> None:
-        if config.schedule:
-            raise ConfigError(
-                "a deployment runs the multihop chain; following a schedule (horizontal one hop) "
-                "runs in one process (--engine cooperative or threads)",
-                field="schedule",
-            )
         self.setup = RunSetup.build(config)  # the coordinator evaluates on the test split
         self.config = config.model_copy(
             update={"cuts": list(self.setup.cuts), "nodes": list(self.setup.layout.nodes)}

@@ -115,11 +115,6 @@ class RunConfig(BaseModel):
             return len(self.cuts) + 1
         return self.compute_nodes + 2 if self.compute_nodes else None
 
-    @property
-    def schedule(self) -> None:
-        """Never set: kept until deploy/coordinator.py drops its check (the CLI refuses one)."""
-        return None
-
     @classmethod
     def from_values(cls, values: dict[str, Any], source: str = "options") -> RunConfig:
         """Validate ``values``; a FormatError names ``source`` and each bad field."""
