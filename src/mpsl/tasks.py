@@ -33,6 +33,14 @@ def owner_endpoint(index: int) -> str:
     return f"owner{index + 1}"
 
 
+def owner_index(endpoint: str) -> int:
+    """The 0-based index of data owner ``endpoint`` (``owner3`` -> 2)."""
+    number = endpoint.removeprefix("owner")
+    if not endpoint.startswith("owner") or not number.isdigit() or int(number) < 1:
+        raise ConfigError(f"'{endpoint}' is not a data owner's name (owner1, owner2, ...)")
+    return int(number) - 1
+
+
 def node_endpoint(index: int) -> str:
     """Default endpoint name of the compute node at chain position ``index`` (0-based)."""
     return f"node{index + 1}"

@@ -19,7 +19,7 @@ from mpsl.deploy.control import Control, ControlKind
 from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.setup import RunSetup
-from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint
+from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint, owner_index
 
 # What only the coordinator sends a member.
 CONTROL = {Kind.ROUND_START, Kind.AGGREGATE, Kind.STOP, Kind.ERROR, ControlKind.ASSIGN}
@@ -245,8 +245,8 @@ def gate_for(setup: RunSetup, name: str) -> Gate:
         nxt = {k: layout.next_hop(i)(k) for k in served}
         return NodeGate(prev, nxt, *shapes[layout.node_parts[i]])
     if kind is RoleKind.DATA_OWNER:
-        k = int(name.removeprefix("owner")) - 1
-        entry, exit_ = layout.nodes[layout.entry[k]], layout.nodes[layout.exit[k]]
+        k = owner_index(name)
+        entry, exit_ = layout.route(k)
         return OwnerGate(k, entry, exit_, shapes[0][1], shapes[-1][0])
     if kind is RoleKind.AGGREGATOR:
         state = {f"first.{k}": v for k, v in setup.parts[0].state_dict().items()}

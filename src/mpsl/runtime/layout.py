@@ -84,6 +84,10 @@ class Layout:
         nxt = self.nodes[i + 1]
         return lambda _k: nxt
 
+    def route(self, owner: int) -> tuple[str, str]:
+        """(entry node, exit node) of data owner ``owner``."""
+        return self.nodes[self.entry[owner]], self.nodes[self.exit[owner]]
+
     @property
     def members(self) -> list[str]:
         """Every role but the coordinator: compute nodes, the aggregator, data owners."""

@@ -28,7 +28,7 @@ from mpsl.runtime.events import EventLog
 from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.transport import Transport
 from mpsl.split import even_cuts, split_model
-from mpsl.tasks import Order, QueuePolicy
+from mpsl.tasks import Order, QueuePolicy, owner_index
 from mpsl.training.steps import Workload, make_optimizer
 
 Role = ComputeNode | DataOwner | Aggregator
@@ -182,8 +182,8 @@ def build_role(
             emulated_output_bytes=sizes.get(name, 0),
         )
     if kind is RoleKind.DATA_OWNER:
-        k = int(name.removeprefix("owner")) - 1
-        entry, exit_ = layout.nodes[layout.entry[k]], layout.nodes[layout.exit[k]]
+        k = owner_index(name)
+        entry, exit_ = layout.route(k)
         return DataOwner(
             index=k,
             data=share if share is not None else setup.owner_share(k),
