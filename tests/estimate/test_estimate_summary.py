@@ -74,6 +74,7 @@ def test_sim_estimate_reports_phases_queues_and_links() -> None:
     assert est.trace and est.round_ms == pytest.approx(
         simulate_deployment(p, c, CUTS, policy="backward-first").round_ms
     )
+    assert max(t.end for t in est.trace) == pytest.approx(est.round_s)  # seconds, like a run's
 
 
 def test_memory_over_capacity_is_marked() -> None:
