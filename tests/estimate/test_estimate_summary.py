@@ -106,3 +106,9 @@ def test_closed_method_rejects_simulation_options() -> None:
         estimate(vgg(), cluster(), CUTS, policy="fifo")
     with pytest.raises(ConfigError, match="unknown method"):
         estimate(vgg(), cluster(), CUTS, method="magic")
+
+
+def test_the_scheduled_policy_needs_orders_an_estimate_does_not_take() -> None:
+    with pytest.raises(ConfigError, match="field 'policy': the scheduled policy") as err:
+        estimate(vgg(), cluster(), CUTS, method="sim", policy="scheduled")
+    assert err.value.field == "policy"

@@ -188,6 +188,12 @@ def estimate(
         )
     else:
         pol = QueuePolicy.parse(policy or QueuePolicy.FIFO)
+        if pol is QueuePolicy.SCHEDULED:
+            raise ConfigError(
+                "the scheduled policy follows prescribed task orders, which an estimate does not "
+                "take; choose fifo or backward-first, or give orders to estimate.simulate.simulate",
+                field="policy",
+            )
         sim = simulate(
             costs,
             policy=pol,
