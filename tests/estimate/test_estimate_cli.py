@@ -12,6 +12,7 @@ from cli_run import run
 from mpsl.cluster import Cluster
 from mpsl.errors import FormatError
 from mpsl.profile.format import LayerProfile, Profile, Timing
+from mpsl.tasks import TaskRecord
 
 CLUSTER: dict[str, Any] = {
     "data_owners": [
@@ -76,8 +77,10 @@ def test_estimate_sim_writes_a_trace(
     assert data["policy"] == "backward-first" and set(data["queues"]) == {"vm1", "vm2"}
     assert list(data["links"]) == ["vm2->vm1", "vm1->vm2"]
     records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert {r["node"] for r in records} >= {"vm1", "vm2", "owner0", "aggregator"}
-    assert all(r["end_ms"] >= r["start_ms"] for r in records)
+    assert {r["node"] for r in records} >= {"vm1", "vm2", "owner1", "owner1.link", "aggregator"}
+    assert all(r["end"] >= r["start"] for r in records)
+    assert set(records[0]) == {"node", "owner", "batch", "round", "kind", "start", "end", "bytes"}
+    assert [TaskRecord.from_json(r).to_json() for r in records] == records
 
 
 def test_roles_sharing_one_core_take_as_long_as_all_their_work(

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpsl.estimate.costs import HopCosts, NodeCosts, OwnerCosts, PipelineCosts
-from mpsl.estimate.simulate import SimResult, TaskRecord, simulate
+from mpsl.estimate.simulate import SimResult, simulate
+from mpsl.tasks import Order, TaskKind, TaskRecord, owner_endpoint, owner_link
 
 # Every per-batch time of a data-owner group, in declaration order (the first 7: one batch's trip).
 OWNER_FIELDS = [f.name for f in dataclasses.fields(OwnerCosts)][2:]
@@ -34,17 +35,18 @@ def pipelines(draw: st.DrawFn) -> PipelineCosts:
 def _chain(r: SimResult, n: int, k: int, b: int) -> list[TaskRecord]:
     """Owner k's batch b in the order the semantics prescribe."""
     names = [f"n{i}" for i in range(n)]
-    steps = [(f"owner{k}", "first_fwd"), (f"owner{k}.link", "up_act")]
+    me, link = owner_endpoint(k), owner_link(k)
+    steps = [(me, "first_fwd"), (link, "up_act")]
     for i in range(n):
         steps.append((names[i], "fwd"))
         if i < n - 1:
             steps.append((f"{names[i]}->{names[i + 1]}", "act"))
-    steps += [(f"owner{k}.link", "down_act"), (f"owner{k}", "last"), (f"owner{k}.link", "up_grad")]
+    steps += [(link, "down_act"), (me, "last"), (link, "up_grad")]
     for i in reversed(range(n)):
         steps.append((names[i], "bwd"))
         if i > 0:
             steps.append((f"{names[i]}->{names[i - 1]}", "grad"))
-    steps += [(f"owner{k}.link", "down_grad"), (f"owner{k}", "first_bwd")]
+    steps += [(link, "down_grad"), (me, "first_bwd")]
     index = {(t.node, t.kind): t for t in r.trace if t.owner == k and t.batch == b}
     assert len(index) == len(steps)
     return [index[s] for s in steps]
@@ -68,20 +70,20 @@ def test_trace_obeys_the_semantics(c: PipelineCosts, policy: str) -> None:
         prev_end = 0.0
         for b in range(rb):
             chain = _chain(r, n, k, b)
-            assert chain[0].start_ms == prev_end  # next batch starts when the last one ends
+            assert chain[0].start == prev_end  # next batch starts when the last one ends
             for before, t in itertools.pairwise(chain):
                 shared = t.node in r_names(r)
                 # Private steps never wait; node and link jobs wait at most for their resource.
-                assert t.start_ms >= before.end_ms if shared else t.start_ms == before.end_ms
+                assert t.start >= before.end if shared else t.start == before.end
                 if shared:
-                    arrivals[t.node].append((t, before.end_ms))
-            prev_end = chain[-1].end_ms
-        assert r.owner_finish_ms[k] == prev_end
+                    arrivals[t.node].append((t, before.end))
+            prev_end = chain[-1].end
+        assert r.owner_finish_ms[k] / 1000 == prev_end  # the trace is in seconds
     for name, jobs in arrivals.items():
-        busy = sorted((t.start_ms, t.end_ms) for t, _ in jobs)
+        busy = sorted((t.start, t.end) for t, _ in jobs)
         assert all(e1 <= s2 for (_, e1), (s2, _) in itertools.pairwise(busy))
         for t, arrived in jobs:
-            assert _covered(busy, arrived, t.start_ms)  # never idle while work waits
+            assert _covered(busy, arrived, t.start)  # never idle while work waits
         _check_order(name, jobs, policy)
     assert r.training_ms == max(r.owner_finish_ms)
     for node, nc in zip(r.nodes, c.nodes, strict=True):
@@ -103,7 +105,7 @@ def _check_order(name: str, jobs: list[tuple[TaskRecord, float]], policy: str) -
 
     for t, arrived in jobs:
         for u, u_arrived in jobs:
-            waiting = u_arrived <= t.start_ms < u.start_ms
+            waiting = u_arrived <= t.start < u.start
             assert not waiting or key(t, arrived) < key(u, u_arrived)
 
 
@@ -130,7 +132,7 @@ COMPUTE = {"first_fwd", "fwd", "last", "bwd", "first_bwd"}
 
 
 def _compute_intervals(r: SimResult) -> list[tuple[float, float]]:
-    return sorted((t.start_ms, t.end_ms) for t in r.trace if t.kind in COMPUTE)
+    return sorted((t.start, t.end) for t in r.trace if t.kind in COMPUTE)
 
 
 def _most_at_once(intervals: list[tuple[float, float]]) -> int:
@@ -156,9 +158,9 @@ def test_a_shared_host_runs_at_most_its_cores_and_never_idles_on_one(
         prev_end = 0.0
         for b in range(rb):
             chain = _chain(r, len(c.nodes), k, b)
-            assert chain[0].start_ms >= prev_end
-            assert all(t.start_ms >= u.end_ms for u, t in itertools.pairwise(chain))
-            prev_end = chain[-1].end_ms
+            assert chain[0].start >= prev_end
+            assert all(t.start >= u.end for u, t in itertools.pairwise(chain))
+            prev_end = chain[-1].end
     if cores == 1:
         # Instant links: one core is never idle while a task is ready, so training is all work.
         no_links = dict.fromkeys(("up_act_ms", "down_act_ms", "up_grad_ms", "down_grad_ms"), 0.0)
@@ -180,3 +182,38 @@ def test_a_host_with_a_core_per_role_is_no_constraint(c: PipelineCosts, policy: 
     shared = simulate(c, policy=policy, cores=c.num_owners + len(c.nodes))
     assert shared.round_ms == alone.round_ms
     assert shared.owner_finish_ms == alone.owner_finish_ms
+
+
+@st.composite
+def one_order(draw: st.DrawFn, k_total: int) -> Order:
+    """A random valid order of k_total data owners: each one's fwd somewhere before its bwd."""
+    steps: list[tuple[int, str]] = []
+    for k in draw(st.permutations(range(k_total))):
+        at = draw(st.integers(0, len(steps)))
+        steps.insert(at, (k, "fwd"))
+        steps.insert(draw(st.integers(at + 1, len(steps))), (k, "bwd"))
+    return Order.of(steps)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), pipelines(), st.sampled_from([None, 1, 2]))
+def test_every_node_runs_its_prescribed_order(
+    data: st.DataObject, c: PipelineCosts, cores: int | None
+) -> None:
+    # One order for every node never deadlocks: a node's next task needs only tasks that come
+    # before it in the same order, on every node.
+    order = data.draw(one_order(c.num_owners))
+    orders = dict.fromkeys(range(len(c.nodes)), order)
+    r = simulate(c, policy="scheduled", orders=orders, trace=True, cores=cores)
+    runs = len(order.actions) * c.batches_per_round
+    expected = [(a.owner, a.batch, a.kind) for a in map(order.at, range(runs))]
+    for node in r.nodes:
+        ran = [(t.owner, t.batch, t.kind) for t in r.trace if t.node == node.name]
+        assert ran == expected
+    for k in range(c.num_owners):  # and every batch still follows its route
+        for b in range(c.batches_per_round):
+            chain = _chain(r, len(c.nodes), k, b)
+            assert all(t.start >= u.end for u, t in itertools.pairwise(chain))
+    assert {t.kind for t in r.trace if t.node in r_names(r)} <= {
+        TaskKind.FWD, TaskKind.BWD, TaskKind.ACT, TaskKind.GRAD
+    }  # fmt: skip

@@ -1,4 +1,5 @@
-"""The discrete-event simulation: hand-computed rounds, the closed form, policies, stragglers."""
+"""The discrete-event simulation: hand-computed rounds, the closed form, policies, stragglers,
+prescribed orders."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from mpsl.errors import ConfigError
 from mpsl.estimate.closed_form import multihop, sequential_sl
 from mpsl.estimate.costs import HopCosts, NodeCosts, OwnerCosts, PipelineCosts
-from mpsl.estimate.simulate import QueuePolicy, simulate
+from mpsl.estimate.simulate import SimResult, simulate
+from mpsl.tasks import AGGREGATOR, Order, QueuePolicy, TaskKind, owner_endpoint
 
 
 def owner(count: int = 1, name: str = "g", **ms: float) -> OwnerCosts:
@@ -97,33 +99,41 @@ def test_full_pipeline_matches_closed_form() -> None:
     assert r.nodes[1].max_queue > 100
 
 
+def in_seconds(rows: list[tuple[int, str, float, float]]) -> list[tuple[int, str, float, float]]:
+    """Hand-computed (owner, kind, start ms, end ms) rows as the trace holds them: seconds."""
+    return [(k, kind, start / 1000, end / 1000) for k, kind, start, end in rows]
+
+
+def _on(r: SimResult, node: str) -> list[tuple[int, str, float, float]]:
+    return [(t.owner, t.kind, t.start, t.end) for t in r.trace if t.node == node]
+
+
 def _crafted(policy: str) -> list[tuple[int, str, float, float]]:
     c = costs([owner(3, last_ms=0.5)], [(1, 1)])
-    r = simulate(c, policy=policy, trace=True)
-    return [(t.owner, t.kind, t.start_ms, t.end_ms) for t in r.trace if t.node == "n1"]
+    return _on(simulate(c, policy=policy, trace=True), "n1")
 
 
 def test_fifo_runs_the_earlier_arrival() -> None:
-    assert _crafted("fifo") == [
+    assert _crafted("fifo") == in_seconds([
         (0, "fwd", 0, 1),
         (1, "fwd", 1, 2),
         (2, "fwd", 2, 3),
         (0, "bwd", 3, 4),
         (1, "bwd", 4, 5),
         (2, "bwd", 5, 6),
-    ]
+    ])  # fmt: skip
 
 
 def test_backward_first_overtakes_a_waiting_forward() -> None:
     # At t=2 owner 2's forward (arrived 0) and owner 0's backward (arrived 1.5) wait.
-    assert _crafted("backward-first") == [
+    assert _crafted("backward-first") == in_seconds([
         (0, "fwd", 0, 1),
         (1, "fwd", 1, 2),
         (0, "bwd", 2, 3),
         (1, "bwd", 3, 4),
         (2, "fwd", 4, 5),
         (2, "bwd", 5.5, 6.5),
-    ]
+    ])  # fmt: skip
 
 
 def test_policies_give_different_rounds_on_the_crafted_case() -> None:
@@ -154,12 +164,10 @@ def test_straggler_slows_its_own_compute_and_the_round() -> None:
     slow = simulate(c, stragglers={2: 5.0}, trace=True)
     assert slow.round_ms > base.round_ms
     assert slow.owner_finish_ms[2] == max(slow.owner_finish_ms)
-    own = [t for t in slow.trace if t.node == "owner2" and t.batch == 0]
-    assert [(t.kind, t.end_ms - t.start_ms) for t in own] == [
-        ("first_fwd", 5.0),
-        ("last", 5.0),
-        ("first_bwd", 5.0),
-    ]
+    own = [t for t in slow.trace if t.node == owner_endpoint(2) and t.batch == 0]
+    assert own[0].node == "owner3" and {t.owner for t in own} == {2}  # 1-based names, 0-based index
+    assert [t.kind for t in own] == ["first_fwd", "last", "first_bwd"]
+    assert [t.end - t.start for t in own] == pytest.approx([0.005] * 3)
 
 
 def test_heterogeneous_groups_and_parallel_aggregation() -> None:
@@ -168,8 +176,13 @@ def test_heterogeneous_groups_and_parallel_aggregation() -> None:
     r = simulate(costs([fast, slow], [(1, 1)], batches=2, aggregation=13), trace=True)
     assert r.owner_finish_ms[1] > r.owner_finish_ms[0]
     assert r.round_ms == pytest.approx(r.training_ms + 20 + 13 + 30)
-    agg = [t for t in r.trace if t.node == "aggregator"]
-    assert [(t.start_ms - r.training_ms, t.end_ms - r.training_ms) for t in agg] == [(20, 33)]
+    agg = [t for t in r.trace if t.node == AGGREGATOR]
+    assert [t.kind for t in agg] == [TaskKind.AGGREGATE]
+    assert [1000 * agg[0].start - r.training_ms, 1000 * agg[0].end - r.training_ms] == (
+        pytest.approx([20, 33])
+    )
+    links = [(t.node, t.kind) for t in r.trace if t.owner == 1 and t.batch == -1]
+    assert links == [("owner2.link", "upload"), ("owner2.link", "download")]
 
 
 def test_hop_latency_delays_delivery_without_occupying_the_link() -> None:
@@ -177,17 +190,17 @@ def test_hop_latency_delays_delivery_without_occupying_the_link() -> None:
     plain = simulate(c, trace=True)
     lat = simulate(c, hop_latency_ms=[8], trace=True)
     starts = [
-        [t.start_ms for t in r.trace if t.node == "n2" and t.kind == "fwd"] for r in (plain, lat)
+        [t.start for t in r.trace if t.node == "n2" and t.kind == "fwd"] for r in (plain, lat)
     ]
-    assert starts == [[10, 20], [10, 12]]
+    assert starts == [[10 / 1000, 20 / 1000], [10 / 1000, 12 / 1000]]
     assert lat.links[0].busy_ms == pytest.approx(4)
 
 
 def test_shared_link_serves_in_hand_over_order() -> None:
     c = costs([owner(3)], [(1, 1), (0, 0)], [(5, 5)])
     r = simulate(c, trace=True)
-    act = [(t.owner, t.start_ms) for t in r.trace if t.node == "n1->n2"]
-    assert act == [(0, 1), (1, 6), (2, 11)]
+    act = [(t.owner, t.start) for t in r.trace if t.node == "n1->n2"]
+    assert act == [(0, 1 / 1000), (1, 6 / 1000), (2, 11 / 1000)]
 
 
 def test_simulation_is_deterministic() -> None:
@@ -208,10 +221,59 @@ def test_utilization_and_queue_stats() -> None:
     assert n.mean_queue == pytest.approx(area / 6)
 
 
+OWNER_1_FIRST = Order.of([(1, "fwd"), (0, "fwd"), (1, "bwd"), (0, "bwd")])
+
+
+@pytest.mark.parametrize("policy", ["fifo", "backward-first", "scheduled"])
+def test_a_prescribed_order_runs_exactly_and_early_tasks_wait(policy: str) -> None:
+    r = simulate(costs([owner(2)], [(1, 1)], batches=2), policy=policy, orders={0: OWNER_1_FIRST},
+                 trace=True)  # fmt: skip
+    ran = [t for t in r.trace if t.node == "n1"]
+    assert [(t.owner, t.batch, t.kind) for t in ran] == [
+        (a.owner, a.batch, a.kind) for a in map(OWNER_1_FIRST.at, range(8))
+    ]
+    # Back to back from 0 ms: owner 0's forward, there at 0, waits for owner 1's to run first.
+    assert [(t.start, t.end) for t in ran] == [(i / 1000, (i + 1) / 1000) for i in range(8)]
+    assert r.nodes[0].tasks == 8 and r.nodes[0].max_queue == 1
+
+
+def test_an_order_of_what_fifo_does_changes_nothing() -> None:
+    c = costs([owner(3, last_ms=0.5)], [(1, 1)])
+    arrival = Order.of([(0, "fwd"), (1, "fwd"), (2, "fwd"), (0, "bwd"), (1, "bwd"), (2, "bwd")])
+    assert simulate(c, orders={0: arrival}, trace=True).trace == simulate(c, trace=True).trace
+
+
+def test_orders_on_some_nodes_leave_the_others_to_the_policy() -> None:
+    c = costs([owner(2)], [(1, 1), (1, 1)])
+    r = simulate(c, orders={1: OWNER_1_FIRST}, trace=True)
+    assert [(k, kind) for k, kind, *_ in _on(r, "n1")] == [
+        (0, "fwd"), (1, "fwd"), (1, "bwd"), (0, "bwd")
+    ]  # fmt: skip
+    assert [(k, kind) for k, kind, *_ in _on(r, "n2")] == [
+        (1, "fwd"), (0, "fwd"), (1, "bwd"), (0, "bwd")
+    ]  # fmt: skip
+
+
+def test_orders_that_wait_on_each_other_are_a_deadlock() -> None:
+    c = costs([owner(2)], [(1, 1), (1, 1)])
+    owner_0_first = Order.of([(0, "fwd"), (0, "bwd"), (1, "fwd"), (1, "bwd")])
+    owner_1_first = Order.of([(1, "fwd"), (1, "bwd"), (0, "fwd"), (0, "bwd")])
+    with pytest.raises(ConfigError, match=r"deadlock: n1 waits to run 0B0, n2 waits to run 1F0"):
+        simulate(c, orders={0: owner_0_first, 1: owner_1_first})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         ({"policy": "lifo"}, "policy"),
+        ({"orders": {2: OWNER_1_FIRST}}, "orders"),
+        ({"orders": {0: Order.of([(0, "fwd"), (0, "bwd")])}}, "orders"),
+        (
+            {"orders": {0: Order.of([(o, kind) for kind in ("fwd", "bwd") for o in range(3)])}},
+            "orders",
+        ),
+        ({"policy": "scheduled"}, "orders"),
+        ({"policy": "scheduled", "orders": {0: OWNER_1_FIRST}}, "orders"),
         ({"stragglers": {5: 2.0}}, "stragglers"),
         ({"stragglers": {0: 0.0}}, "stragglers"),
         ({"hop_latency_ms": [1.0, 2.0]}, "hop_latency_ms"),

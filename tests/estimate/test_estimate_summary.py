@@ -74,6 +74,7 @@ def test_sim_estimate_reports_phases_queues_and_links() -> None:
     assert est.trace and est.round_ms == pytest.approx(
         simulate_deployment(p, c, CUTS, policy="backward-first").round_ms
     )
+    assert max(t.end for t in est.trace) == pytest.approx(est.round_s)  # seconds, like a run's
 
 
 def test_memory_over_capacity_is_marked() -> None:
@@ -105,3 +106,9 @@ def test_closed_method_rejects_simulation_options() -> None:
         estimate(vgg(), cluster(), CUTS, policy="fifo")
     with pytest.raises(ConfigError, match="unknown method"):
         estimate(vgg(), cluster(), CUTS, method="magic")
+
+
+def test_the_scheduled_policy_needs_orders_an_estimate_does_not_take() -> None:
+    with pytest.raises(ConfigError, match="field 'policy': the scheduled policy") as err:
+        estimate(vgg(), cluster(), CUTS, method="sim", policy="scheduled")
+    assert err.value.field == "policy"

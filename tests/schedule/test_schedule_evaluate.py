@@ -7,8 +7,9 @@ import random
 import pytest
 
 from mpsl.errors import ConfigError
-from mpsl.schedule import Scenario, TaskKind, evaluate
+from mpsl.schedule import Scenario, evaluate
 from mpsl.schedule.dispatch import ALL_RULES, dispatch
+from mpsl.tasks import Order, TaskKind
 
 F, B = TaskKind.FWD, TaskKind.BWD
 
@@ -44,6 +45,8 @@ def test_task_times_and_helper_order() -> None:
     times = [(t.owner, t.kind, t.start_ms, t.end_ms) for t in s.tasks]
     assert times == [(0, F, 0.0, 2.0), (1, F, 2.0, 3.0), (1, B, 4.0, 6.0), (0, B, 6.0, 10.0)]
     assert s.helper_order(0) == [(0, "fwd"), (1, "fwd"), (1, "bwd"), (0, "bwd")]
+    assert s.orders() == {0: Order.of(s.helper_order(0))}
+    assert str(s.orders()[0]) == "0F0 1F0 1B0 0B0"
     assert s.owners_of(0) == [0, 1]
 
 

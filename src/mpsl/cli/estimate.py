@@ -123,7 +123,7 @@ def estimate_command(
         shared_cores=shared_cores,
     )
     if trace is not None:
-        trace.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in est.trace))
+        trace.write_text("".join(json.dumps(r.to_json()) + "\n" for r in est.trace))
     if as_json:
         print_json(est.to_json())
     else:

@@ -19,6 +19,7 @@ from mpsl.errors import ConfigError
 from mpsl.profile.format import Profile
 from mpsl.schedule import Scenario, Schedule, from_cluster, generate, solve
 from mpsl.schedule.solve import DEFAULT_TIME_LIMIT_S, Method, parse_method
+from mpsl.tasks import TaskKind
 
 
 def _scenario(
@@ -62,7 +63,7 @@ def _scenario(
 
 
 def _order_text(result: Schedule, h: int) -> str:
-    return " ".join(f"{'F' if kind == 'fwd' else 'B'}{k}" for k, kind in result.helper_order(h))
+    return " ".join(f"{t.kind.letter}{t.owner}" for t in result.tasks if t.helper == h)
 
 
 def _show(sc: Scenario, result: Schedule, requested: Method, console: Console) -> None:
@@ -73,7 +74,7 @@ def _show(sc: Scenario, result: Schedule, requested: Method, console: Console) -
         ends = [
             t.end_ms + sc.tail_ms[t.owner][h]
             for t in result.tasks
-            if t.helper == h and t.kind == "bwd"
+            if t.helper == h and t.kind is TaskKind.BWD
         ]
         table.add_row(
             sc.helper_label(h),

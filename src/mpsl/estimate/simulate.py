@@ -7,7 +7,9 @@ The runtime's emulation mode follows the same rules, so the two can be compared 
   factor) and its own link transfers (full duplex, never shared) are plain delays.
 - A compute node runs one task (forward or backward of its part) at a time, picked from its queue by
   the policy: ``fifo`` (earliest arrival first) or ``backward-first`` (any backward task before any
-  forward task, earliest arrival first within a kind). Handing output to a link never blocks a node.
+  forward task, earliest arrival first within a kind). A node given an ``Order`` runs exactly that
+  order instead, batch after batch; a task that arrives before its turn waits (the runtime's
+  ``scheduled`` policy). Handing output to a link never blocks a node.
 - Each directed compute-to-compute link is a shared FIFO resource: one transfer at a time, in
   hand-over order; a link's latency is added after the transfer without occupying the link.
 - Simultaneous events are all applied before any node or link picks its next job; ties in a queue
@@ -19,6 +21,9 @@ The runtime's emulation mode follows the same rules, so the two can be compared 
 - When every data owner has run r*B batches, each uploads its first and last part (in parallel), the
   aggregator averages once all uploads are in, then each downloads (in parallel). Round time is the
   end of the last download. Compute nodes average their own instances at no cost.
+
+The trace is in the runtime's words (``mpsl.tasks``): a data owner's own compute on ``owner1``..,
+its link on ``owner1.link``.., hops on ``a->b``, compute nodes under the cluster's node names.
 """
 
 from __future__ import annotations
@@ -27,58 +32,22 @@ import heapq
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
 from mpsl.estimate.costs import PipelineCosts, pipeline_costs
 from mpsl.profile.format import Profile
-
-
-class QueuePolicy(StrEnum):
-    """Which queued task a compute node runs next."""
-
-    FIFO = "fifo"
-    BACKWARD_FIRST = "backward-first"
-
-    @classmethod
-    def parse(cls, value: str | QueuePolicy) -> QueuePolicy:
-        """The policy named ``value``; ConfigError listing the choices otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(p.value for p in cls)
-            raise ConfigError(
-                f"unknown queue policy '{value}'; choose {choices}", field="policy"
-            ) from None
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One interval of work in the trace; ``owner``/``batch`` are -1 where they do not apply.
-
-    ``node`` is a compute node name, a hop link ``"a->b"``, ``owner<k>`` (the data owner's own
-    compute), ``owner<k>.link`` (its own link) or ``aggregator``.
-    """
-
-    node: str
-    owner: int
-    batch: int
-    kind: str
-    start_ms: float
-    end_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (times in milliseconds)."""
-        return {
-            "node": self.node,
-            "owner": self.owner,
-            "batch": self.batch,
-            "kind": self.kind,
-            "start_ms": self.start_ms,
-            "end_ms": self.end_ms,
-        }
+from mpsl.tasks import (
+    AGGREGATOR,
+    Order,
+    QueuePolicy,
+    TaskKind,
+    TaskRecord,
+    hop_link,
+    owner_endpoint,
+    owner_link,
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +83,7 @@ class SimResult:
     nodes: tuple[NodeStats, ...]
     links: tuple[LinkStats, ...]
     owner_finish_ms: tuple[float, ...]
-    trace: tuple[TaskRecord, ...] = ()
+    trace: tuple[TaskRecord, ...] = ()  # seconds from the start of the round
 
     @property
     def round_s(self) -> float:
@@ -126,15 +95,12 @@ class SimResult:
         return {"training": self.training_ms, "aggregation": self.aggregation_ms}
 
 
-COMPUTE_KINDS = frozenset({"first_fwd", "fwd", "last", "bwd", "first_bwd"})
-
-
 @dataclass(frozen=True)
 class _Stage:
     """One step of a batch's route: a private delay (no resource) or a job on a node or link."""
 
     node: str  # where it is recorded in the trace
-    kind: str
+    kind: TaskKind
     ms: float  # for a link: the time it occupies the link, latency excluded
     resource: int | None = None  # index into _Simulation.resources
     latency: float = 0.0
@@ -143,14 +109,20 @@ class _Stage:
     @property
     def computes(self) -> bool:
         """A task of a compute node or of a data owner's own compute (not a transfer)."""
-        return self.kind in COMPUTE_KINDS
+        return self.kind.computes
 
 
 class _Resource:
-    """A node or link: one job at a time from a priority queue, with busy and queue accounting."""
+    """A node or link: one job at a time from a priority queue, with busy and queue accounting.
 
-    def __init__(self, name: str) -> None:
+    With an ``order`` a job's priority is its position in the node's run, and only the job whose
+    turn it is may start.
+    """
+
+    def __init__(self, name: str, order: Order | None = None) -> None:
         self.name = name
+        self.order = order
+        self.turn = {(a.owner, a.kind): i for i, a in enumerate(order.actions)} if order else {}
         self.queue: list[tuple[Any, ...]] = []
         self.busy = False
         self.busy_ms = 0.0
@@ -164,6 +136,14 @@ class _Resource:
     def _account(self, now: float) -> None:
         self.area += len(self.queue) * (now - self.last_change)
         self.last_change = now
+
+    def position(self, k: int, kind: TaskKind, b: int) -> int:
+        """Where owner k's ``kind`` task of batch b comes in this node's prescribed run."""
+        return b * len(self.turn) + self.turn[k, kind]
+
+    def ready(self) -> bool:
+        """A job waits and, under an order, it is its turn."""
+        return bool(self.queue) and (self.order is None or self.queue[0][0] == self.jobs)
 
     def push(self, now: float, key: tuple[Any, ...]) -> None:
         self._account(now)
@@ -179,25 +159,28 @@ def _routes(c: PipelineCosts, factors: list[float], latency: list[float]) -> lis
     0..N-1, then forward links 0..N-2, then backward links 0..N-2)."""
     n = len(c.nodes)
     owners = [o for o in c.owners for _ in range(o.count)]
-    fwd = [_Stage(x.name, "fwd", x.fwd_ms, i, urgent=False) for i, x in enumerate(c.nodes)]
-    bwd = [_Stage(x.name, "bwd", x.bwd_ms, i) for i, x in enumerate(c.nodes)]
+    fwd = [_Stage(x.name, TaskKind.FWD, x.fwd_ms, i, urgent=False) for i, x in enumerate(c.nodes)]
+    bwd = [_Stage(x.name, TaskKind.BWD, x.bwd_ms, i) for i, x in enumerate(c.nodes)]
     names = [x.name for x in c.nodes]
-    act = [_Stage(f"{names[i]}->{names[i + 1]}", "act", h.act_ms - latency[i], n + i, latency[i])
-           for i, h in enumerate(c.hops)]  # fmt: skip
-    grad = [_Stage(f"{names[i + 1]}->{names[i]}", "grad", h.grad_ms - latency[i], 2 * n - 1 + i,
-                   latency[i]) for i, h in enumerate(c.hops)]  # fmt: skip
+    act = [_Stage(hop_link(names[i], names[i + 1]), TaskKind.ACT, h.act_ms - latency[i], n + i,
+                  latency[i]) for i, h in enumerate(c.hops)]  # fmt: skip
+    grad = [_Stage(hop_link(names[i + 1], names[i]), TaskKind.GRAD, h.grad_ms - latency[i],
+                   2 * n - 1 + i, latency[i]) for i, h in enumerate(c.hops)]  # fmt: skip
     middle_fwd = [s for i in range(n) for s in ([fwd[i], act[i]] if i < n - 1 else [fwd[i]])]
     middle_bwd = [s for i in reversed(range(n)) for s in ([bwd[i], grad[i - 1]] if i else [bwd[i]])]
     routes = []
     for k, (o, f) in enumerate(zip(owners, factors, strict=True)):
-        me, link = f"owner{k}", f"owner{k}.link"
+        me, link = owner_endpoint(k), owner_link(k)
         routes.append([
-            _Stage(me, "first_fwd", o.first_fwd_ms * f), _Stage(link, "up_act", o.up_act_ms),
+            _Stage(me, TaskKind.FIRST_FWD, o.first_fwd_ms * f),
+            _Stage(link, TaskKind.UP_ACT, o.up_act_ms),
             *middle_fwd,
-            _Stage(link, "down_act", o.down_act_ms), _Stage(me, "last", o.last_ms * f),
-            _Stage(link, "up_grad", o.up_grad_ms),
+            _Stage(link, TaskKind.DOWN_ACT, o.down_act_ms),
+            _Stage(me, TaskKind.LAST, o.last_ms * f),
+            _Stage(link, TaskKind.UP_GRAD, o.up_grad_ms),
             *middle_bwd,
-            _Stage(link, "down_grad", o.down_grad_ms), _Stage(me, "first_bwd", o.first_bwd_ms * f),
+            _Stage(link, TaskKind.DOWN_GRAD, o.down_grad_ms),
+            _Stage(me, TaskKind.FIRST_BWD, o.first_bwd_ms * f),
         ])  # fmt: skip
     return routes
 
@@ -206,7 +189,8 @@ class _Simulation:
     """One round's event loop; build, call run(), read the fields."""
 
     def __init__(self, costs: PipelineCosts, policy: QueuePolicy, routes: list[list[_Stage]],
-                 trace: bool, cores: int | None = None) -> None:  # fmt: skip
+                 trace: bool, cores: int | None = None,
+                 orders: Mapping[int, Order] | None = None) -> None:  # fmt: skip
         self.c = costs
         self.free_cores = cores  # None: every role has its own device
         # data owners' own compute waiting for a core: (ready time, seq, owner, batch, stage)
@@ -214,20 +198,29 @@ class _Simulation:
         self.backward_first = policy is QueuePolicy.BACKWARD_FIRST
         self.routes = routes
         self.keep_trace = trace
-        self.records: list[TaskRecord] = []
+        # (node, owner, batch, kind, start ms, end ms): TaskRecords once sorted
+        self.records: list[tuple[str, int, int, TaskKind, float, float]] = []
         names = [x.name for x in costs.nodes]
         pairs = list(itertools.pairwise(names))
-        self.resources = [_Resource(x) for x in names]
-        self.resources += [_Resource(f"{a}->{b}") for a, b in pairs]
-        self.resources += [_Resource(f"{b}->{a}") for a, b in pairs]
+        self.resources = [_Resource(x, (orders or {}).get(i)) for i, x in enumerate(names)]
+        self.resources += [_Resource(hop_link(a, b)) for a, b in pairs]
+        self.resources += [_Resource(hop_link(b, a)) for a, b in pairs]
         # (time, seq, done, owner, batch, stage); done: the stage's job on its resource ended
         self.events: list[tuple[float, int, bool, int, int, int]] = []
         self.seq = itertools.count()
         self.finish = [0.0] * len(routes)
 
-    def record(self, node: str, k: int, b: int, kind: str, start: float, end: float) -> None:
+    def record(self, node: str, k: int, b: int, kind: TaskKind, start: float, end: float) -> None:
         if self.keep_trace:
-            self.records.append(TaskRecord(node, k, b, kind, start, end))
+            self.records.append((node, k, b, kind, start, end))
+
+    def trace(self) -> tuple[TaskRecord, ...]:
+        """The recorded tasks as TaskRecords in seconds, by start, end, node and data owner."""
+        rows = sorted(self.records, key=lambda r: (r[4], r[5], r[0], r[1]))
+        return tuple(
+            TaskRecord(node, k, b, 0, kind, start / 1000.0, end / 1000.0)
+            for node, k, b, kind, start, end in rows
+        )
 
     def at(self, time: float, done: bool, k: int, b: int, s: int) -> None:
         heapq.heappush(self.events, (time, next(self.seq), done, k, b, s))
@@ -244,6 +237,16 @@ class _Simulation:
                 else:
                     self.enter(now, k, b, s)
             self.dispatch(now)
+        stuck = [res for res in self.resources if res.queue]
+        if stuck:  # only prescribed orders can leave work waiting for good
+            waits = ", ".join(
+                f"{res.name} waits to run {res.order.at(res.jobs)}" for res in stuck if res.order
+            )
+            raise ConfigError(
+                f"the prescribed task orders deadlock: {waits} (data owner, F/B, batch), and none "
+                "of them can arrive; order each node's tasks as the nodes before and after it do",
+                field="orders",
+            )
 
     def enter(self, now: float, k: int, b: int, s: int) -> None:
         """Batch b of owner k reaches stage s of its route (past the end: the batch is done)."""
@@ -262,8 +265,12 @@ class _Simulation:
             self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
             self.at(now + stage.ms, False, k, b, s + 1)
         else:
-            waits = 1 if self.backward_first and not stage.urgent else 0
-            self.resources[stage.resource].push(now, (waits, now, k, next(self.seq), b, s))
+            res = self.resources[stage.resource]
+            if res.order is not None:
+                first = res.position(k, stage.kind, b)
+            else:
+                first = 1 if self.backward_first and not stage.urgent else 0
+            res.push(now, (first, now, k, next(self.seq), b, s))
 
     def job_done(self, now: float, k: int, b: int, s: int) -> None:
         stage = self.routes[k][s]
@@ -275,10 +282,10 @@ class _Simulation:
         res = self.resources[stage.resource]
         res.busy = False
         # A batch holds its saved activations at a node from its forward to its backward.
-        if stage.kind == "fwd":
+        if stage.kind is TaskKind.FWD:
             res.in_flight += 1
             res.max_in_flight = max(res.max_in_flight, res.in_flight)
-        elif stage.kind == "bwd":
+        elif stage.kind is TaskKind.BWD:
             res.in_flight -= 1
         if stage.latency > 0:
             self.at(now + stage.latency, False, k, b, s + 1)
@@ -290,7 +297,7 @@ class _Simulation:
         compute starts only as cores allow)."""
         n = len(self.c.nodes)
         for i, res in enumerate(self.resources):
-            if not res.busy and res.queue and (self.free_cores is None or i >= n):
+            if not res.busy and res.ready() and (self.free_cores is None or i >= n):
                 self.start(now, res)
         if self.free_cores is not None:
             self.share_cores(now, n)
@@ -311,7 +318,7 @@ class _Simulation:
         while self.free_cores > 0:
             # (ready time, tie, node index or -1 for a data owner's compute)
             ready = [(res.queue[0][1], i, i) for i, res in enumerate(self.resources[:n])
-                     if not res.busy and res.queue]  # fmt: skip
+                     if not res.busy and res.ready()]  # fmt: skip
             if self.host_queue:
                 ready.append((self.host_queue[0][0], n, -1))
             if not ready:
@@ -331,12 +338,12 @@ class _Simulation:
         owners = [o for o in self.c.owners for _ in range(o.count)]
         ups = [training + o.upload_model_ms for o in owners]
         for k, end in enumerate(ups):
-            self.record(f"owner{k}.link", k, -1, "upload", training, end)
+            self.record(owner_link(k), k, -1, TaskKind.UPLOAD, training, end)
         averaged = max(ups) + self.c.aggregation_ms
-        self.record("aggregator", -1, -1, "aggregate", max(ups), averaged)
+        self.record(AGGREGATOR, -1, -1, TaskKind.AGGREGATE, max(ups), averaged)
         downs = [averaged + o.download_model_ms for o in owners]
         for k, end in enumerate(downs):
-            self.record(f"owner{k}.link", k, -1, "download", averaged, end)
+            self.record(owner_link(k), k, -1, TaskKind.DOWNLOAD, averaged, end)
         return max(downs)
 
 
@@ -348,6 +355,7 @@ def simulate(
     hop_latency_ms: Sequence[float] | None = None,
     trace: bool = False,
     cores: int | None = None,
+    orders: Mapping[int, Order] | None = None,
 ) -> SimResult:
     """Simulate one round of ``costs``.
 
@@ -355,10 +363,13 @@ def simulate(
     multiplies that owner's own compute. ``hop_latency_ms[i]`` is the part of hop i's transfer time
     that is latency (it delays delivery but does not occupy the link); default none. ``cores``:
     every role computes on one host with this many cores (default: each on its own device).
+    ``orders`` maps a compute node's 0-based chain position to the ``Order`` it runs, which must
+    serve every data owner; the others follow ``policy`` (``scheduled``: every node needs one).
     """
     if cores is not None and cores < 1:
         raise ConfigError(f"a shared host needs at least 1 core; got {cores}", field="cores")
-    pol = QueuePolicy.parse(policy)
+    pol = QueuePolicy.parse(policy, field="policy")
+    _check_orders(costs, pol, orders or {})
     k_total = costs.num_owners
     factors = [1.0] * k_total
     for k, factor in (stragglers or {}).items():
@@ -382,7 +393,7 @@ def simulate(
             raise ConfigError(
                 f"hop latency {lat} ms must lie in 0..its transfer time", field="hop_latency_ms"
             )
-    sim = _Simulation(costs, pol, _routes(costs, factors, latency), trace, cores)
+    sim = _Simulation(costs, pol, _routes(costs, factors, latency), trace, cores, orders)
     sim.run()
     training = max(sim.finish)
     round_ms = sim.aggregate(training)
@@ -400,7 +411,6 @@ def simulate(
         for x in sim.resources[:n]
     )
     links = tuple(LinkStats(x.name, x.busy_ms, x.jobs) for x in sim.resources[n:])
-    records = sorted(sim.records, key=lambda r: (r.start_ms, r.end_ms, r.node, r.owner))
     return SimResult(
         round_ms=round_ms,
         training_ms=training,
@@ -409,8 +419,33 @@ def simulate(
         nodes=nodes,
         links=links,
         owner_finish_ms=tuple(sim.finish),
-        trace=tuple(records),
+        trace=sim.trace(),
     )
+
+
+def _check_orders(costs: PipelineCosts, policy: QueuePolicy, orders: Mapping[int, Order]) -> None:
+    """Raise ConfigError unless each order is for a node of ``costs`` and serves every owner."""
+    n, k_total = len(costs.nodes), costs.num_owners
+    for i, order in orders.items():
+        if not 0 <= i < n:
+            raise ConfigError(
+                f"an order is given for compute node {i}; the pipeline has nodes 0..{n - 1}",
+                field="orders",
+            )
+        if order.owners != list(range(k_total)):
+            raise ConfigError(
+                f"the order of compute node {i} ({costs.nodes[i].name}) serves data owners "
+                f"{order.owners}; expected all of 0..{k_total - 1}, as every batch passes every "
+                "compute node",
+                field="orders",
+            )
+    missing = [costs.nodes[i].name for i in range(n) if i not in orders]
+    if policy is QueuePolicy.SCHEDULED and missing:
+        raise ConfigError(
+            f"the scheduled policy needs an order for every compute node; missing: "
+            f"{', '.join(missing)}; give one or choose fifo or backward-first",
+            field="orders",
+        )
 
 
 def hop_latencies_ms(costs: PipelineCosts, cluster: Cluster) -> list[float]:
@@ -429,6 +464,7 @@ def simulate_deployment(
     stragglers: Mapping[int, float] | None = None,
     aggregator_ms: float = 0.0,
     trace: bool = False,
+    orders: Mapping[int, Order] | None = None,
 ) -> SimResult:
     """Simulate one round of ``cuts`` on ``cluster``: the ideal pipeline time of that setting,
     which an emulated run of the same setting should match."""
@@ -439,4 +475,5 @@ def simulate_deployment(
         stragglers=stragglers,
         hop_latency_ms=hop_latencies_ms(costs, cluster),
         trace=trace,
+        orders=orders,
     )

@@ -22,8 +22,9 @@ from mpsl.estimate.closed_form import (
 )
 from mpsl.estimate.costs import PipelineCosts, pipeline_costs
 from mpsl.estimate.memory import memory_by_role
-from mpsl.estimate.simulate import QueuePolicy, TaskRecord, hop_latencies_ms, simulate
+from mpsl.estimate.simulate import hop_latencies_ms, simulate
 from mpsl.profile.format import Profile
+from mpsl.tasks import QueuePolicy, TaskRecord
 
 
 class Method(StrEnum):
@@ -84,7 +85,7 @@ class Estimate:
     groups: tuple[GroupEstimate, ...]
     links: dict[str, tuple[float, int]] = field(default_factory=dict)  # busy ms, transfers
     baselines: dict[str, RoundEstimate | str] = field(default_factory=dict)  # str: why missing
-    trace: tuple[TaskRecord, ...] = ()
+    trace: tuple[TaskRecord, ...] = ()  # simulation only; seconds from the start of the round
 
     @property
     def round_s(self) -> float:
@@ -187,6 +188,12 @@ def estimate(
         )
     else:
         pol = QueuePolicy.parse(policy or QueuePolicy.FIFO)
+        if pol is QueuePolicy.SCHEDULED:
+            raise ConfigError(
+                "the scheduled policy follows prescribed task orders, which an estimate does not "
+                "take; choose fifo or backward-first, or give orders to estimate.simulate.simulate",
+                field="policy",
+            )
         sim = simulate(
             costs,
             policy=pol,

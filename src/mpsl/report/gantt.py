@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-from mpsl.tasks import TaskRecord
+from mpsl.tasks import TaskKind, TaskRecord, owner_endpoint
 
 MAX_OWNER_ROWS = 8
 
@@ -34,7 +34,7 @@ def draw_pipeline(
     """Draw the tasks of one round (all rounds when ``round_`` is None) into a PNG."""
     tasks = [r for r in records if round_ is None or r.round == round_]
     owners = sorted({r.owner for r in tasks if r.owner >= 0})
-    shown_owner_rows = {f"owner{k + 1}" for k in owners[:MAX_OWNER_ROWS]}
+    shown_owner_rows = {owner_endpoint(k) for k in owners[:MAX_OWNER_ROWS]}
     rows = _row_order(
         {r.node for r in tasks if not r.node.startswith("owner") or r.node in shown_owner_rows}
     )
@@ -47,7 +47,7 @@ def draw_pipeline(
             [(r.start, max(r.end - r.start, 1e-6)) for r in bars],
             (y - 0.4, 0.8),
             facecolors=colors,
-            edgecolor=["black" if r.kind == "bwd" else "none" for r in bars],
+            edgecolor=["black" if r.kind == TaskKind.BWD else "none" for r in bars],
             linewidth=0.4,
         )
     ax.set_yticks(range(len(rows)), rows)

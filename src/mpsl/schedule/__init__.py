@@ -7,8 +7,9 @@ every method's schedule is timed by the one evaluator (``evaluate``), in continu
 """
 
 from mpsl.schedule.build import from_cluster
-from mpsl.schedule.evaluate import Schedule, Task, TaskKind, evaluate
+from mpsl.schedule.evaluate import Schedule, Task, evaluate
 from mpsl.schedule.generate import generate
+from mpsl.schedule.orders import load_schedule
 from mpsl.schedule.scenario import Scenario
 from mpsl.schedule.solve import Method, solve
 
@@ -17,9 +18,9 @@ __all__ = [
     "Scenario",
     "Schedule",
     "Task",
-    "TaskKind",
     "evaluate",
     "from_cluster",
     "generate",
+    "load_schedule",
     "solve",
 ]

@@ -24,9 +24,10 @@ import time
 from ortools.sat.python import cp_model
 
 from mpsl.errors import InfeasibleError, MpslError
-from mpsl.schedule.evaluate import Schedule, Step, TaskKind, evaluate
+from mpsl.schedule.evaluate import Schedule, Step, evaluate
 from mpsl.schedule.fast import solve_fast
 from mpsl.schedule.scenario import Scenario, check_capacity, trivial_lower_bound
+from mpsl.tasks import TaskKind
 
 log = logging.getLogger(__name__)
 

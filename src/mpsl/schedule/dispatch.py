@@ -13,8 +13,9 @@ import math
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-from mpsl.schedule.evaluate import Step, TaskKind
+from mpsl.schedule.evaluate import Step
 from mpsl.schedule.scenario import Scenario
+from mpsl.tasks import TaskKind
 
 _FWD, _BWD = 0, 1
 

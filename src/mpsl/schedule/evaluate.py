@@ -10,22 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from mpsl.errors import ConfigError
 from mpsl.schedule.scenario import Scenario
-
-
-class TaskKind(StrEnum):
-    """The two tasks a helper runs for each of its data owners."""
-
-    FWD = "fwd"
-    BWD = "bwd"
-
+from mpsl.tasks import Order, TaskKind
 
 Step = tuple[int, TaskKind]
-"""One entry of a helper's order: (data owner, task kind)."""
+"""One entry of a helper's order: (data owner, ``TaskKind.FWD`` or ``TaskKind.BWD``)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +47,10 @@ class Schedule:
     def helper_order(self, h: int) -> list[tuple[int, str]]:
         """The order in which helper ``h`` runs its tasks: [(owner, "fwd"|"bwd"), ...]."""
         return [(t.owner, str(t.kind)) for t in self.tasks if t.helper == h]
+
+    def orders(self) -> dict[int, Order]:
+        """Each helper's task order, as the runtime and the simulator follow it (busy helpers)."""
+        return {h: Order.of(self.helper_order(h)) for h in sorted(set(self.assignment))}
 
     def owners_of(self, h: int) -> list[int]:
         """Data owners assigned to helper ``h``, in index order."""

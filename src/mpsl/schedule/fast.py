@@ -22,8 +22,9 @@ from mpsl.errors import InfeasibleError
 from mpsl.schedule.assign import HelperCosts, State, greedy_insertion, kick, local_search
 from mpsl.schedule.baselines import balanced_assignment
 from mpsl.schedule.dispatch import ALL_RULES, Rule, dispatch_all
-from mpsl.schedule.evaluate import Schedule, Step, TaskKind, evaluate, helper_times
+from mpsl.schedule.evaluate import Schedule, Step, evaluate, helper_times
 from mpsl.schedule.scenario import Scenario, check_capacity, trivial_lower_bound
+from mpsl.tasks import TaskKind
 
 log = logging.getLogger(__name__)
 
