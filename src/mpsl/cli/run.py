@@ -36,7 +36,7 @@ def run(
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
     from mpsl.runtime.engine import InProcessEngine
-    from mpsl.runtime.follow import load_schedule
+    from mpsl.schedule.orders import load_schedule
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
