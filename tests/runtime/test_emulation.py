@@ -202,6 +202,7 @@ def test_simulated_and_emulated_task_records_match_one_by_one():
     cuts = [1, 3, 5]
     sim = simulate_deployment(profile, cluster, cuts, stragglers=stragglers, trace=True)
     result = Emulation(profile, cluster, cuts, stragglers=stragglers).run()
+
     # One vocabulary: the simulation's trace and the run's task log name the same rows (the
     # cluster's compute nodes, owner1..owner3), kinds, data owners and batches, record by record.
     def compute_rows(records) -> dict[str, list[tuple[int, str, int]]]:

@@ -75,6 +75,25 @@ def test_the_planned_node_runs_the_middle_part(tmp_path: Path, monkeypatch, caps
     assert set(summary["bytes_per_link"]) >= {"owner1->vm2", "vm2->owner1"}
 
 
+def test_the_emulator_runs_the_plan_on_its_nodes(tmp_path: Path, monkeypatch, capsys) -> None:
+    profile, cluster, plan = (tmp_path / f for f in ("p.json", "c.json", "plan.json"))
+    _profile().save(profile)
+    _cluster().save(cluster)
+    made = make_plan(_profile(), _cluster(), 1, MODEL.num_layers - 1)
+    made.save(plan)
+    out = tmp_path / "emulated"
+    args = ["emulate", "--profile", str(profile), "--cluster", str(cluster), "--plan", str(plan)]
+    code, stdout, err = run(
+        [*args, "--time-scale", "0.05", "--out", str(out), "--json"], monkeypatch, capsys
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert {e["node"] for e in events if e["kind"] in ("fwd", "bwd")} == {"vm2"}
+    assert "owner1->vm2" in json.loads(stdout)["bytes_per_link"]
+    code, _, err = run([*args, "--cuts", "1,5"], monkeypatch, capsys)
+    assert code == 2 and "not both" in err
+
+
 def test_a_chain_follows_the_placement_order() -> None:
     data_cfg = RunConfig(
         dataset="synthetic",

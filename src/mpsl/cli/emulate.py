@@ -17,8 +17,11 @@ from mpsl.errors import ConfigError
 def emulate(
     profile: Annotated[str, typer.Option(help="Profile file, or a shipped profile's name.")],
     cluster: Annotated[Path, typer.Option(help="Cluster file (JSON).")],
-    cuts: Annotated[str, typer.Option(help="Cut list c0,c1,...,cN.")],
+    cuts: Annotated[str | None, typer.Option(help="Cut list c0,c1,...,cN.")] = None,
     nodes: Annotated[str | None, typer.Option(help="Compute node per middle part.")] = None,
+    plan: Annotated[
+        Path | None, typer.Option(help="A plan file (`mpsl plan --out`): its cuts and nodes.")
+    ] = None,
     policy: Annotated[str, typer.Option(help="Queue policy: fifo or backward-first.")] = "fifo",
     stragglers: Annotated[
         str | None, typer.Option(help="Slow data owners: OWNER=FACTOR,...")
@@ -49,8 +52,7 @@ def emulate(
         "fifo" if policy == "fifo" else "backward-first"
     )
     prof, clu = load_profile(profile), Cluster.load(cluster)
-    cut_list = parse_ints(cuts, "--cuts")
-    node_list = nodes.split(",") if nodes else None
+    cut_list, node_list = _placement(cuts, nodes, plan, prof.num_layers)
     slow = parse_stragglers(stragglers) if stragglers else None
     em = Emulation(prof, clu, cut_list, node_list, time_scale=time_scale, stragglers=slow)
     console = Console(stderr=True)
@@ -80,6 +82,23 @@ def emulate(
     Console().print(table)
     if out:
         console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")
+
+
+def _placement(
+    cuts: str | None, nodes: str | None, plan: Path | None, num_layers: int
+) -> tuple[tuple[int, ...], list[str] | None]:
+    """(cuts, compute node of each part) from --cuts/--nodes or from --plan."""
+    from mpsl.plan import check_plan_model, resolve_plan
+
+    if plan is not None:
+        if cuts or nodes:
+            raise ConfigError("give --plan or --cuts/--nodes, not both", field="--plan")
+        made = resolve_plan(str(plan))
+        check_plan_model(made, "the profile's model", num_layers)
+        return tuple(made.cuts), made.nodes
+    if cuts is None:
+        raise ConfigError("give --cuts (and optionally --nodes), or --plan", field="--cuts")
+    return parse_ints(cuts, "--cuts"), nodes.split(",") if nodes else None
 
 
 def register(app: typer.Typer) -> None:

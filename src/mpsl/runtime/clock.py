@@ -89,6 +89,3 @@ class Timeline(threading.local):
         self.now, self.emulating = end, True
         if self.watcher is not None:
             self.watcher(end)
-
-
-TIMELINE = Timeline()
