@@ -18,6 +18,7 @@ draws it, so that a simulated round and a measured one compare record by record:
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -149,6 +150,15 @@ class Order:
         a = self.actions[i % len(self.actions)]
         return Action(a.owner, a.kind, i // len(self.actions))
 
+    def position(self, owner: int, kind: TaskKind, batch: int) -> int:
+        """Where data owner ``owner``'s ``kind`` task of ``batch`` comes in a round (``at``'s
+        inverse)."""
+        return batch * len(self.actions) + self._turns[owner, kind]
+
+    @functools.cached_property
+    def _turns(self) -> dict[tuple[int, TaskKind], int]:
+        return {(a.owner, a.kind): i for i, a in enumerate(self.actions)}
+
     def __str__(self) -> str:
         return " ".join(str(a) for a in self.actions)
 
@@ -159,6 +169,11 @@ class QueuePolicy(enum.StrEnum):
     FIFO = "fifo"  # arrival order
     BACKWARD_FIRST = "backward-first"  # any backward task before any forward task
     SCHEDULED = "scheduled"  # exactly a prescribed ``Order``
+
+    def rank(self, kind: TaskKind) -> int:
+        """Waiting tasks of lower rank run first; within a rank, in arrival order (``scheduled``:
+        the order decides instead). Control messages queue with rank ``rank(TaskKind.FWD)``."""
+        return 1 if self is QueuePolicy.BACKWARD_FIRST and kind is TaskKind.FWD else 0
 
     @classmethod
     def parse(cls, value: str | QueuePolicy, field: str = "queue_policy") -> QueuePolicy:

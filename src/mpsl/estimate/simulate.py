@@ -104,7 +104,6 @@ class _Stage:
     ms: float  # for a link: the time it occupies the link, latency excluded
     resource: int | None = None  # index into _Simulation.resources
     latency: float = 0.0
-    urgent: bool = True  # False: a forward task, which backward-first lets wait
 
     @property
     def computes(self) -> bool:
@@ -122,7 +121,6 @@ class _Resource:
     def __init__(self, name: str, order: Order | None = None) -> None:
         self.name = name
         self.order = order
-        self.turn = {(a.owner, a.kind): i for i, a in enumerate(order.actions)} if order else {}
         self.queue: list[tuple[Any, ...]] = []
         self.busy = False
         self.busy_ms = 0.0
@@ -136,10 +134,6 @@ class _Resource:
     def _account(self, now: float) -> None:
         self.area += len(self.queue) * (now - self.last_change)
         self.last_change = now
-
-    def position(self, k: int, kind: TaskKind, b: int) -> int:
-        """Where owner k's ``kind`` task of batch b comes in this node's prescribed run."""
-        return b * len(self.turn) + self.turn[k, kind]
 
     def ready(self) -> bool:
         """A job waits and, under an order, it is its turn."""
@@ -159,7 +153,7 @@ def _routes(c: PipelineCosts, factors: list[float], latency: list[float]) -> lis
     0..N-1, then forward links 0..N-2, then backward links 0..N-2)."""
     n = len(c.nodes)
     owners = [o for o in c.owners for _ in range(o.count)]
-    fwd = [_Stage(x.name, TaskKind.FWD, x.fwd_ms, i, urgent=False) for i, x in enumerate(c.nodes)]
+    fwd = [_Stage(x.name, TaskKind.FWD, x.fwd_ms, i) for i, x in enumerate(c.nodes)]
     bwd = [_Stage(x.name, TaskKind.BWD, x.bwd_ms, i) for i, x in enumerate(c.nodes)]
     names = [x.name for x in c.nodes]
     act = [_Stage(hop_link(names[i], names[i + 1]), TaskKind.ACT, h.act_ms - latency[i], n + i,
@@ -195,7 +189,7 @@ class _Simulation:
         self.free_cores = cores  # None: every role has its own device
         # data owners' own compute waiting for a core: (ready time, seq, owner, batch, stage)
         self.host_queue: list[tuple[float, int, int, int, int]] = []
-        self.backward_first = policy is QueuePolicy.BACKWARD_FIRST
+        self.policy = policy
         self.routes = routes
         self.keep_trace = trace
         # (node, owner, batch, kind, start ms, end ms): TaskRecords once sorted
@@ -266,10 +260,10 @@ class _Simulation:
             self.at(now + stage.ms, False, k, b, s + 1)
         else:
             res = self.resources[stage.resource]
-            if res.order is not None:
-                first = res.position(k, stage.kind, b)
+            if res.order is not None:  # its place in the node's prescribed run
+                first = res.order.position(k, stage.kind, b)
             else:
-                first = 1 if self.backward_first and not stage.urgent else 0
+                first = self.policy.rank(stage.kind)
             res.push(now, (first, now, k, next(self.seq), b, s))
 
     def job_done(self, now: float, k: int, b: int, s: int) -> None:

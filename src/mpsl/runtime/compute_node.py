@@ -41,9 +41,10 @@ class Instance:
 class TaskQueue:
     """Pending tasks of a compute node, ordered by its ``QueuePolicy``.
 
-    ``scheduled``: exactly the actions of an ``Order``, batch after batch; a task that arrives
-    early waits for its turn (what a scheduler's plan prescribes). Control messages keep their
-    arrival order under every policy.
+    ``fifo`` and ``backward-first``: the lowest ``QueuePolicy.rank`` first, in arrival order within
+    a rank (the simulator applies the same rule). ``scheduled``: exactly the actions of an
+    ``Order``, batch after batch; a task that arrives early waits for its turn. Control messages
+    queue in arrival order with the forward tasks.
     """
 
     def __init__(self, policy: QueuePolicy, order: Order | None = None) -> None:
@@ -51,22 +52,20 @@ class TaskQueue:
             raise ConfigError("the scheduled queue policy needs a task order", field="schedule")
         self.policy = policy
         self.order = order
-        self._fifo: deque[Message] = deque()
-        self._backward: deque[Message] = deque()
+        self._lanes: tuple[deque[Message], deque[Message]] = (deque(), deque())  # by rank
         self._waiting: dict[Action, Message] = {}
         self._cursor = 0
 
     def __len__(self) -> int:
-        return len(self._fifo) + len(self._backward) + len(self._waiting)
+        return sum(map(len, self._lanes)) + len(self._waiting)
 
     def push(self, msg: Message) -> None:
-        """Add a task (or a control message, which keeps its arrival order)."""
-        if self.policy is QueuePolicy.SCHEDULED and msg.kind in TASK_KIND:
-            self._waiting[Action(msg.owner, TASK_KIND[msg.kind], msg.batch)] = msg
-        elif self.policy is QueuePolicy.BACKWARD_FIRST and msg.kind is Kind.GRADIENT:
-            self._backward.append(msg)
+        """Add a task (or a control message)."""
+        kind = TASK_KIND.get(msg.kind)
+        if kind is not None and self.policy is QueuePolicy.SCHEDULED:
+            self._waiting[Action(msg.owner, kind, msg.batch)] = msg
         else:
-            self._fifo.append(msg)
+            self._lanes[self.policy.rank(kind or TaskKind.FWD)].append(msg)
 
     def _expected(self) -> Action:
         assert self.order is not None
@@ -74,16 +73,15 @@ class TaskQueue:
 
     def ready(self) -> bool:
         """True when pop() has something to return under the policy."""
-        if self._fifo or self._backward:
+        if any(self._lanes):
             return True
         return bool(self._waiting) and self._expected() in self._waiting
 
     def pop(self) -> Message:
         """The next task under the policy."""
-        if self._backward:
-            return self._backward.popleft()
-        if self._fifo:
-            return self._fifo.popleft()
+        for lane in self._lanes:
+            if lane:
+                return lane.popleft()
         msg = self._waiting.pop(self._expected())
         self._cursor += 1
         return msg
