@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mpsl run --out runs/demo
+	$(BIN)/mpsl run --out runs/demo --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

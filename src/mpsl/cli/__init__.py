@@ -25,7 +25,17 @@ def _root() -> None:
 
 
 # One module per command family; each exposes register(app).
-COMMANDS = ("models", "run", "emulate", "profile", "estimate", "plan", "schedule", "deploy")
+COMMANDS = (
+    "models",
+    "run",
+    "evaluate",
+    "emulate",
+    "profile",
+    "estimate",
+    "plan",
+    "schedule",
+    "deploy",
+)
 for _name in COMMANDS:
     importlib.import_module(f"mpsl.cli.{_name}").register(app)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,15 +59,20 @@ def coordinator(
     **options: Any,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
+    from mpsl.cli.record import Recorder
     from mpsl.cli.run import apply_plan, describe, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
+    from mpsl.runtime.coordinator import Progress, RoundResult
+    from mpsl.runtime.engine import RunResult
+    from mpsl.store.rundir import RunDir
 
     job = load_job(config, options)
     refuse_schedule(job)
     console = Console(stderr=True)
     cfg = apply_plan(job, console)
     deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
+    recorder = Recorder(RunDir.create(job.out, deployment.config), model=deployment.setup.model)
     transport = ZmqTransport(
         "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
     )
@@ -78,8 +84,11 @@ def coordinator(
     def on_member(name: str, address: str, done: int, total: int) -> None:
         console.print(f"registered {name} at {address} ({done}/{total})")
 
+    def rounds(progress: Progress, on_round: Callable[[RoundResult], None]) -> RunResult:
+        return deployment.run(transport, progress, on_round, on_member)
+
     try:
-        train(cfg, job.out, console, lambda p, r: deployment.run(transport, p, r, on_member))
+        train(cfg, console, rounds, recorder)
     finally:
         transport.close()
 

@@ -13,10 +13,13 @@ from rich.table import Table
 
 from mpsl.cli.job import FIELDS, JobConfig, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command
+from mpsl.cli.record import interruptible
 from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
 
 if TYPE_CHECKING:
+    from mpsl.cli.record import Recorder
+    from mpsl.runtime.coordinator import RoundResult
     from mpsl.runtime.engine import RunResult
 
 ENGINES = ("cooperative", "threads", "processes")
@@ -31,34 +34,66 @@ def run(
             "processes (every role a process, encrypted)."
         ),
     ] = "cooperative",
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the run in this directory from its last completed round."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a run already in --out instead of refusing.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
     **options: Any,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
+    import torch
+
+    from mpsl.cli.record import Recorder
     from mpsl.runtime.engine import InProcessEngine
     from mpsl.schedule.orders import load_schedule
+    from mpsl.store.rundir import RunDir
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
-    job = load_job(config, options)
     console = Console(stderr=True, quiet=quiet)
-    cfg = apply_plan(job, console)
+    if resume is not None:
+        if config is not None or options or overwrite:
+            raise ConfigError(
+                "--resume continues a run with its own config; give no other run option",
+                field="resume",
+            )
+        run_dir = RunDir.open(resume)
+        job = JobConfig(run=run_dir.config(), out=resume, schedule=run_dir.schedule())
+        cfg = job.run
+    else:
+        job = load_job(config, options)
+        cfg = apply_plan(job, console)
+        run_dir = RunDir.create(job.out, cfg, schedule=job.schedule, overwrite=overwrite)
     if engine == "processes":
         from mpsl.deploy.launch import run_processes
 
         refuse_schedule(job)
+        if resume is not None:
+            raise ConfigError("--resume runs in one process for now", field="engine")
 
         def on_member(name: str, address: str, done: int, total: int) -> None:
             console.print(f"registered {name} at {address} ({done}/{total})")
 
         console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
-        train(cfg, job.out, console, lambda p, r: run_processes(cfg, p, r, on_member))
+        train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), Recorder(run_dir))
         return
     assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
     scheduling = "threads" if engine == "threads" else "cooperative"
     local = InProcessEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
+    start, previous = 0, []
+    if resume is not None and (checkpoint := run_dir.latest()) is not None:
+        local.model.load_state_dict(checkpoint.weights())
+        if checkpoint.torch_rng is not None:
+            torch.set_rng_state(checkpoint.torch_rng)
+        start, previous = checkpoint.completed, checkpoint.rounds
+        console.print(f"resuming {resume} after round {start} of {cfg.rounds}")
+    recorder = Recorder(run_dir, model=local.model, events=local.events, previous=previous)
     console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
-    train(cfg, job.out, console, local.run)
+    train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
 
 
 def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:
@@ -75,14 +110,14 @@ def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:
 
 def train(
     cfg: RunConfig,
-    out: str | Path,
     console: Console,
-    runner: Callable[[Callable[[int, int], None], Callable[[Any], None]], RunResult],
+    runner: Callable[[Callable[[int, int], None], Callable[[RoundResult], None]], RunResult],
+    recorder: Recorder,
 ) -> RunResult:
-    """Run ``runner`` under a progress bar and a per-round table; write the report into ``out``."""
-    from mpsl.report.summary import write_run
+    """Run ``runner`` under a progress bar and a per-round table, recording it as it goes."""
 
     table = Table("round", "train loss", "test loss", "accuracy", "seconds")
+    done = len(recorder.rounds)  # rounds of a resumed run done before
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -91,16 +126,19 @@ def train(
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task("training", total=cfg.rounds * cfg.data_owners)
+        task = bar.add_task(
+            "training", total=cfg.rounds * cfg.data_owners, completed=done * cfg.data_owners
+        )
 
-        def progress(r: int, done: int) -> None:
+        def progress(r: int, owners_done: int) -> None:
             bar.update(
                 task,
-                completed=r * cfg.data_owners + done,
+                completed=r * cfg.data_owners + owners_done,
                 description=f"round {r + 1}/{cfg.rounds}",
             )
 
-        def on_round(res: Any) -> None:
+        def on_round(res: RoundResult) -> None:
+            recorder.on_round(res)
             table.add_row(
                 str(res.round + 1),
                 f"{res.loss:.4f}",
@@ -113,14 +151,15 @@ def train(
                 f"accuracy {res.accuracy:.2%}, {res.seconds:.2f} s"
             )
 
-        result = runner(progress, on_round)
+        with interruptible(recorder):
+            result = recorder.finish(runner(progress, on_round))
     console.print(table)
-    out_dir = write_run(result, out)
     sent = sum(result.bytes_per_link.values())
     console.print(
         f"final accuracy [bold]{result.rounds[-1].accuracy:.2%}[/] after {cfg.rounds} rounds in "
         f"{sum(r.seconds for r in result.rounds):.1f} s; {sent / 1e6:.1f} MB moved between "
-        f"roles; report in {out_dir}/ (summary.json, events.jsonl, pipeline.png)"
+        f"roles; report in {recorder.out}/ (summary.json, events.jsonl, pipeline.png, "
+        f"model.safetensors)"
     )
     return result
 

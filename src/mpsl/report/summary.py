@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mpsl.report.gantt import draw_pipeline
 from mpsl.runtime.engine import RunResult
+from mpsl.tasks import TaskRecord
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -37,13 +39,26 @@ def summary(result: RunResult) -> dict[str, Any]:
     }
 
 
-def write_run(result: RunResult, out: str | Path) -> Path:
-    """Write summary.json, events.jsonl and pipeline.png into ``out``; return the directory."""
+def write_run(
+    result: RunResult,
+    out: str | Path,
+    *,
+    chart: Sequence[TaskRecord] | None = None,
+    write_events: bool = True,
+) -> Path:
+    """Write summary.json, events.jsonl and pipeline.png into ``out``; return the directory.
+
+    ``chart``: the records to draw (default: the result's); ``write_events``: False when the
+    caller has streamed the task log into events.jsonl already.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary(result), indent=1) + "\n")
-    with (out / "events.jsonl").open("w") as f:
-        for rec in sorted(result.events.records, key=lambda e: e.start):
-            f.write(json.dumps(rec.to_json()) + "\n")
-    draw_pipeline(result.events.records, out / "pipeline.png")
+    if write_events:
+        with (out / "events.jsonl").open("w") as f:
+            for rec in sorted(result.events.records, key=lambda e: e.start):
+                f.write(json.dumps(rec.to_json()) + "\n")
+    records = result.events.records if chart is None else chart
+    first = min((r.round for r in records), default=0)  # a resumed run's first round, say
+    draw_pipeline(records, out / "pipeline.png", round_=first)
     return out

@@ -167,8 +167,19 @@ class InProcessEngine:
         self,
         progress: Progress | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
+        start_round: int = 0,
     ) -> RunResult:
-        """Train for the configured rounds; the roles end with the run."""
+        """Train rounds ``start_round``.. of the configured rounds; the roles end with the run.
+
+        Resuming: load the global weights of the last completed round into ``self.model`` first;
+        every role starts each round from the global weights, and the data order of a round
+        derives from the seed and the round alone.
+        """
+        if not 0 <= start_round <= self.config.rounds:
+            raise ConfigError(
+                f"start round {start_round} is outside 0..{self.config.rounds}", field="rounds"
+            )
+        self._start = start_round
         roles: list[Role] = [*self.nodes, *self.owners, self.aggregator]
         budget = torch.get_num_threads()
         if self.scheduler is not None:
@@ -191,7 +202,7 @@ class InProcessEngine:
         on_round: Callable[[RoundResult], None] | None,
     ) -> list[RoundResult]:
         results: list[RoundResult] = []
-        for r in range(self.config.rounds):
+        for r in range(self._start, self.config.rounds):
             with torch_threads(threads):
                 result = self.coordinator.run_round(r, progress)
             results.append(result)

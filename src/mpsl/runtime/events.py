@@ -24,3 +24,9 @@ class EventLog:
         """Append one record."""
         with self._lock:
             self.records.append(record)
+
+    def drain(self) -> list[TaskRecord]:
+        """Take every record so far: a caller that streams the log keeps it from growing."""
+        with self._lock:
+            taken, self.records = self.records, []
+        return taken

@@ -1,0 +1,97 @@
+"""Recording a run into its directory as it trains: checkpoints, the streamed log, the model."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from torch import nn
+
+from mpsl.errors import RuntimeFailure
+from mpsl.report.summary import write_run
+from mpsl.runtime.coordinator import RoundResult
+from mpsl.runtime.engine import RunResult
+from mpsl.runtime.events import EventLog
+from mpsl.store.model_file import save_trained
+from mpsl.store.rundir import RunDir
+from mpsl.tasks import TaskRecord
+
+
+class Recorder:
+    """After each round: a checkpoint of the global model and the round's task records on disk.
+
+    ``model``: the global model the coordinator updates each round (checkpointed after every
+    round; None: no checkpoints, as for ``--engine processes`` for now).
+    ``events``: the in-process engine's log, drained every round so that it never grows with
+    the number of rounds; None where records arrive only at the end (a deployment's members
+    report theirs after the last round). ``previous``: the rounds of an earlier, resumed part.
+    """
+
+    def __init__(
+        self,
+        run_dir: RunDir,
+        *,
+        model: nn.Module | None = None,
+        events: EventLog | None = None,
+        previous: Sequence[RoundResult] = (),
+    ) -> None:
+        self.run_dir, self.model, self.events = run_dir, model, events
+        self.rounds: list[RoundResult] = list(previous)
+        self.previous = len(self.rounds)
+        self.chart: list[TaskRecord] = []
+
+    @property
+    def out(self) -> Path:
+        """The run directory."""
+        return self.run_dir.path
+
+    def on_round(self, result: RoundResult) -> None:
+        """Checkpoint first, then the log: a crash between them loses records, never a round."""
+        self.rounds.append(result)
+        if self.model is not None:
+            self.run_dir.save_checkpoint(result.round + 1, self.model, self.rounds)
+        if self.events is not None:
+            records = self.events.drain()
+            self.chart = self.chart or records  # the first round trained here, for the chart
+            self.run_dir.append_events(records)
+
+    def finish(self, result: RunResult) -> RunResult:
+        """Write what is left of the log, the report and the trained model."""
+        if self.events is None:
+            self.run_dir.append_events(result.events.records)
+            self.chart = list(result.events.records)
+        result = dataclasses.replace(result, rounds=self.rounds[: self.previous] + result.rounds)
+        write_run(result, self.out, chart=self.chart, write_events=False)
+        save_trained(
+            self.out,
+            result.model,
+            cuts=result.cuts,
+            nodes=result.config.nodes,
+            rounds=len(result.rounds),
+            dataset=result.config.dataset,
+        )
+        return result
+
+
+@contextlib.contextmanager
+def interruptible(recorder: Recorder) -> Iterator[None]:
+    """Ctrl-C or SIGTERM stops the run with an error that says what was kept and how to go on."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        kept = len(recorder.rounds)
+        where = recorder.out
+        raise RuntimeFailure(
+            f"interrupted after {kept} completed round(s); "
+            + (
+                f"they are checkpointed in {where}: continue with mpsl run --resume {where}"
+                if kept and recorder.model is not None
+                else f"nothing to resume in {where}"
+            )
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
