@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.errors import FormatError
 from mpsl.fileformat import load_model, save_model
+from mpsl.tasks import node_name_problem
 
 
 class DataOwnerGroup(BaseModel):
@@ -87,6 +88,9 @@ class Cluster(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"names must be unique across compute nodes and groups: {dupes}")
+        for node in self.compute_nodes:
+            if problem := node_name_problem(node.name):
+                raise ValueError(problem)
         for o in self.links.overrides:
             for end in (o.a, o.b):
                 if end not in names:

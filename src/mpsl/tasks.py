@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,10 +37,26 @@ def owner_endpoint(index: int) -> str:
 
 def owner_index(endpoint: str) -> int:
     """The 0-based index of data owner ``endpoint`` (``owner3`` -> 2)."""
-    number = endpoint.removeprefix("owner")
-    if not endpoint.startswith("owner") or not number.isdigit() or int(number) < 1:
+    if not _is_owner(endpoint):
         raise ConfigError(f"'{endpoint}' is not a data owner's name (owner1, owner2, ...)")
-    return int(number) - 1
+    return int(endpoint.removeprefix("owner")) - 1
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def node_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a compute node (it is another role's, or not a plain name)."""
+    if not _NODE_NAME.match(name):
+        return f"compute node name '{name}' must be 1-64 letters, digits, '.', '_' or '-'"
+    if name in (AGGREGATOR, COORDINATOR) or _is_owner(name):
+        return f"compute node name '{name}' is another role's (owner<k>, aggregator, coordinator)"
+    return None
+
+
+def _is_owner(name: str) -> bool:
+    number = name.removeprefix("owner")
+    return name.startswith("owner") and number.isdigit() and int(number) >= 1
 
 
 def node_endpoint(index: int) -> str:
@@ -91,7 +108,6 @@ COMPUTE_KINDS = frozenset(
     {TaskKind.FIRST_FWD, TaskKind.FWD, TaskKind.LAST, TaskKind.BWD, TaskKind.FIRST_BWD}
 )
 NODE_KINDS = (TaskKind.FWD, TaskKind.BWD)
-OWNER_KINDS = (TaskKind.FIRST_FWD, TaskKind.LAST, TaskKind.FIRST_BWD)
 
 
 @dataclass(frozen=True, order=True)

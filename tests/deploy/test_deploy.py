@@ -159,8 +159,16 @@ def test_member_names_are_checked():
             layout.role_of(bad)
 
 
-def test_schedules_are_refused_by_a_deployment():
-    # A RunConfig holds no schedule (the CLI's JobConfig does, and `mpsl coordinator` refuses
-    # one: tests/cli/test_run_options.py), so no deployment can be given one.
+def test_schedules_are_refused_by_a_deployment(tmp_path, monkeypatch, capsys):
+    # A RunConfig holds no schedule (the CLI's JobConfig does): `mpsl run --engine processes`
+    # refuses one before planning or starting any process (`mpsl coordinator`:
+    # tests/cli/test_run_options.py).
+    from cli_run import run
+
     with pytest.raises(ValidationError, match="schedule"):
         small_config(schedule="s.json", compute_nodes=1)
+    out = tmp_path / "never"
+    args = ["run", "--engine", "processes", "--schedule", str(tmp_path / "s.json"), "--out"]
+    code, _, err = run([*args, str(out)], monkeypatch, capsys)
+    assert code == 2 and "a deployment runs the multihop chain" in err
+    assert not out.exists()  # refused before anything was written

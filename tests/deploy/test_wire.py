@@ -13,6 +13,7 @@ from mpsl.deploy.control import (
     Control,
     ControlKind,
     Metrics,
+    Record,
     Route,
     ready,
     registration,
@@ -21,6 +22,9 @@ from mpsl.deploy.wire import MAGIC, VERSION, WireError, decode, encode
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.layout import RoleKind
 from mpsl.runtime.messages import Kind, Message
+from mpsl.tasks import TaskKind, TaskRecord
+
+RECORD = TaskRecord("node1", 0, 0, 0, TaskKind.FWD, 0.0, 1.0, 8).to_json()
 
 
 def roundtrip(msg: Message) -> Message:
@@ -82,7 +86,16 @@ def test_control_messages_roundtrip_typed():
     sent = [
         registration("owner1", "tcp://127.0.0.1:4000", RoleKind.DATA_OWNER),
         Control(ControlKind.ASSIGN, "coordinator", assignment),
-        Control(ControlKind.METRICS, "vm2", Metrics(records=[{"a": 1}], peak_memory_bytes=7)),
+        Control(
+            ControlKind.METRICS,
+            "vm2",
+            Metrics(
+                records=[
+                    Record(**TaskRecord("vm2", 0, 1, 0, TaskKind.FWD, 0.5, 0.6, 64).to_json())
+                ],
+                peak_memory_bytes=7,
+            ),
+        ),
         ready("vm1"),
     ]
     for msg in sent:
@@ -99,6 +112,8 @@ def test_control_messages_roundtrip_typed():
         ("register", {"address": "udp://x:1"}, "address"),
         ("register", {"address": "tcp://x:1", "evil": 1}, "evil"),
         ("metrics", {"peak_memory_bytes": "lots"}, "peak_memory_bytes"),
+        ("metrics", {"records": [{"a": 1}]}, "records"),
+        ("metrics", {"records": [{**RECORD, "kind": "nap"}]}, "kind"),
         ("assign", {"config": {}}, "num_classes"),
         ("ready", "[]", "ready meta frame"),
     ],
@@ -168,7 +183,7 @@ VALID = [
     for m in (
         Message(Kind.ACTIVATION, "owner1", owner=0, batch=1, round=0, tensor=torch.randn(2, 3)),
         Message(Kind.WEIGHTS, "owner2", owner=1, tensors={"first.w": torch.randn(3)}, samples=5),
-        Control(ControlKind.METRICS, "node1", Metrics(records=[{"a": 1}, {"b": 2}])),
+        Control(ControlKind.METRICS, "node1", Metrics(peak_memory_bytes=5)),
     )
 ]
 

@@ -98,6 +98,12 @@ def test_bad_horizontal_setups(kw, engine_kw, field):
         InProcessEngine(RunConfig(**values), dataset=DATA, **engine_kw)
 
 
+def test_an_order_must_cover_the_helpers_data_owners():
+    wrong = {0: Order.of([(1, "fwd"), (0, "fwd"), (1, "bwd"), (0, "bwd")]), 1: ORDERS[1]}
+    with pytest.raises(ConfigError, match=r"covers data owners \[0, 1\]; node1 serves \[0, 2\]"):
+        InProcessEngine(_config(), dataset=DATA, assignment=ASSIGNMENT, orders=wrong)
+
+
 def test_run_follows_a_schedule_file(tmp_path):
     import json
 

@@ -72,6 +72,7 @@ def test_the_planned_node_runs_the_middle_part(tmp_path: Path, monkeypatch, caps
     assert len(middle) == 2 * 2 * 2  # 2 data owners, 2 batches, forward and backward
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["nodes"] == ["vm2"]
+    assert summary["job"]["plan"] == "auto" and summary["job"]["first_cut"] == 1  # provenance
     assert set(summary["bytes_per_link"]) >= {"owner1->vm2", "vm2->owner1"}
 
 
@@ -121,7 +122,8 @@ def test_a_chain_follows_the_placement_order() -> None:
     [
         (["vm1"], "name 1 compute nodes but the run has 2"),
         (["vm1", "vm1"], "one part only"),
-        (["owner1", "vm2"], "not owner<k>"),
+        (["owner1", "vm2"], "another role"),
+        (["aggregator", "vm2"], "another role"),
         (["a b", "vm2"], "letters, digits"),
     ],
 )
@@ -136,3 +138,22 @@ def test_roles_are_named_by_the_placement() -> None:
     assert layout.next_hop(0)(0) == "gpu-b" and layout.prev_hop(1)(2) == "gpu-a"
     with pytest.raises(ConfigError, match="2 middle parts need 2 compute node names"):
         Layout.chain(2, 3, ["gpu-a"])
+
+
+def test_the_chart_shows_named_nodes_in_chain_order() -> None:
+    from mpsl.report.gantt import _row_order
+    from mpsl.tasks import TaskKind, TaskRecord
+
+    def rec(node: str, kind: TaskKind, start: float, owner: int = 0) -> TaskRecord:
+        return TaskRecord(node, owner, 0, 0, kind, start, start + 0.1)
+
+    tasks = [
+        rec("owner2", TaskKind.FIRST_FWD, 0.0, 1),
+        rec("owner1", TaskKind.FIRST_FWD, 0.0),
+        rec("zeta", TaskKind.FWD, 0.2),  # first in the chain, though last by name
+        rec("alpha", TaskKind.FWD, 0.4),
+        rec("zeta", TaskKind.BWD, 0.9),
+        rec("aggregator", TaskKind.AGGREGATE, 1.0, -1),
+    ]
+    names = {t.node for t in tasks}
+    assert _row_order(names, tasks) == ["owner1", "owner2", "zeta", "alpha", "aggregator"]

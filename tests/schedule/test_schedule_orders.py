@@ -67,7 +67,21 @@ def test_a_missing_bwd_task_is_refused(tmp_path: Path, solved: Schedule) -> None
     with pytest.raises(FormatError) as err:
         load_schedule(path)
     assert str(err.value) == (
-        f"{path}: data owner {owner} needs one fwd and one bwd task on helper {helper}"
+        f"{path}: helper {helper}: data owner {owner} needs one fwd task and then one bwd task "
+        f"in the order; got fwd"
+    )
+
+
+def test_a_data_owner_without_tasks_is_refused(tmp_path: Path, solved: Schedule) -> None:
+    owner = solved.tasks[0].owner
+    path = _broken(tmp_path, solved, lambda tasks: tasks.__setitem__(
+        slice(None), [t for t in tasks if t["owner"] != owner]
+    ))  # fmt: skip
+    helper = solved.assignment[owner]
+    with pytest.raises(FormatError) as err:
+        load_schedule(path)
+    assert (
+        str(err.value) == f"{path}: data owner {owner} has no task on helper {helper}, its helper"
     )
 
 

@@ -138,6 +138,9 @@ def test_an_output_directory_is_checked_before_training(tmp_path: Path, monkeypa
     blocked.write_text("not a directory")
     code, _, err = run([*args, "--out", str(blocked / "sub")], monkeypatch, capsys)
     assert code == 2 and "cannot write to" in err
+    untrained = tmp_path / "untrained"  # a run that stopped before its first round ended
+    RunDir.create(untrained, RunDir.open(out).config())
+    assert run([*args, "--out", str(untrained)], monkeypatch, capsys)[0] == 0
     code, _, err = run(["run", "--resume", str(tmp_path / "nothing")], monkeypatch, capsys)
     assert code == 2 and "holds no MP-SL run" in err
     code, _, err = run(["run", "--resume", str(out), "--rounds", "4"], monkeypatch, capsys)

@@ -63,3 +63,12 @@ def test_records_round_trip_json_and_names_are_one_based():
     for bad in ("owner0", "node1", "owner"):
         with pytest.raises(ConfigError, match="not a data owner"):
             owner_index(bad)
+
+
+def test_a_run_config_offers_every_policy_that_needs_no_order():
+    from typing import get_args
+
+    from mpsl.runtime.config import RunConfig
+
+    offered = set(get_args(RunConfig.model_fields["queue_policy"].annotation))
+    assert offered == {p.value for p in QueuePolicy} - {QueuePolicy.SCHEDULED.value}

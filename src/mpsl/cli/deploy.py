@@ -60,7 +60,7 @@ def coordinator(
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
     from mpsl.cli.record import Recorder
-    from mpsl.cli.run import apply_plan, describe, train
+    from mpsl.cli.run import apply_plan, describe, provenance, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
     from mpsl.runtime.coordinator import Progress, RoundResult
@@ -72,10 +72,15 @@ def coordinator(
     console = Console(stderr=True)
     cfg = apply_plan(job, console)
     deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
-    recorder = Recorder(RunDir.create(job.out, deployment.config), model=deployment.setup.model)
     transport = ZmqTransport(
         "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
     )
+    try:
+        run_dir = RunDir.create(job.out, deployment.config)
+    except BaseException:
+        transport.close()
+        raise
+    recorder = Recorder(run_dir, model=deployment.setup.model, job=provenance(job))
     console.print(
         f"[bold]MP-SL coordinator[/] at {transport.address}: {describe(cfg, deployment.cuts)}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,7 @@ from rich.table import Table
 from mpsl.cli.common import parse_ints, parse_stragglers, print_json
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
+from mpsl.tasks import QueuePolicy
 
 
 def emulate(
@@ -46,11 +47,10 @@ def emulate(
 
     if time_scale <= 0:
         raise ConfigError(f"must be positive; got {time_scale}", field="--time-scale")
-    if policy not in ("fifo", "backward-first"):
-        raise ConfigError(f"choose fifo or backward-first; got '{policy}'", field="--policy")
-    queue_policy: Literal["fifo", "backward-first"] = (
-        "fifo" if policy == "fifo" else "backward-first"
-    )
+    queue_policy = QueuePolicy.parse(policy, field="--policy")
+    if queue_policy is QueuePolicy.SCHEDULED:
+        raise ConfigError("an emulation follows no prescribed order: choose fifo or "
+                          "backward-first", field="--policy")  # fmt: skip
     prof, clu = load_profile(profile), Cluster.load(cluster)
     cut_list, node_list = _placement(cuts, nodes, plan, prof.num_layers)
     slow = parse_stragglers(stragglers) if stragglers else None
@@ -59,7 +59,7 @@ def emulate(
     with console.status(f"emulating one round ({clu.num_data_owners} data owners)"):
         result = em.run(policy=queue_policy)
     measured_s = result.rounds[0].seconds / time_scale
-    sim = simulate_deployment(prof, clu, cut_list, node_list, policy=policy, stragglers=slow)
+    sim = simulate_deployment(prof, clu, cut_list, node_list, policy=queue_policy, stragglers=slow)
     closed_s = multihop(em.costs).round_s
     sim_s = sim.round_ms / 1000
     if out:
@@ -88,12 +88,14 @@ def _placement(
     cuts: str | None, nodes: str | None, plan: Path | None, num_layers: int
 ) -> tuple[tuple[int, ...], list[str] | None]:
     """(cuts, compute node of each part) from --cuts/--nodes or from --plan."""
-    from mpsl.plan import check_plan_model, resolve_plan
+    from mpsl.plan import Plan, check_plan_model
 
     if plan is not None:
         if cuts or nodes:
             raise ConfigError("give --plan or --cuts/--nodes, not both", field="--plan")
-        made = resolve_plan(str(plan))
+        made = Plan.load(plan)
+        if not made.feasible:
+            raise ConfigError(f"{plan} is no feasible plan: {made.reason}", field="--plan")
         check_plan_model(made, "the profile's model", num_layers)
         return tuple(made.cuts), made.nodes
     if cuts is None:

@@ -37,8 +37,10 @@ class Recorder:
         model: nn.Module | None = None,
         events: EventLog | None = None,
         previous: Sequence[RoundResult] = (),
+        job: dict[str, object] | None = None,
     ) -> None:
         self.run_dir, self.model, self.events = run_dir, model, events
+        self.job = job or {}  # what the command did around the run (plan, schedule): provenance
         self.rounds: list[RoundResult] = list(previous)
         self.previous = len(self.rounds)
         self.chart: list[TaskRecord] = []
@@ -63,7 +65,11 @@ class Recorder:
         if self.events is None:
             self.run_dir.append_events(result.events.records)
             self.chart = list(result.events.records)
-        result = dataclasses.replace(result, rounds=self.rounds[: self.previous] + result.rounds)
+        result = dataclasses.replace(
+            result,
+            rounds=self.rounds[: self.previous] + result.rounds,
+            extra={**result.extra, "job": self.job} if self.job else result.extra,
+        )
         write_run(result, self.out, chart=self.chart, write_events=False)
         save_trained(
             self.out,

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mpsl.cli.job import FIELDS, JobConfig, load_job, refuse_schedule
-from mpsl.cli.options import ConfigFile, field_command
+from mpsl.cli.options import ConfigFile, field_command, flags
 from mpsl.cli.record import interruptible
 from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
@@ -66,12 +66,13 @@ def run(
         cfg = job.run
     else:
         job = load_job(config, options)
+        if engine == "processes":
+            refuse_schedule(job)
         cfg = apply_plan(job, console)
         run_dir = RunDir.create(job.out, cfg, schedule=job.schedule, overwrite=overwrite)
     if engine == "processes":
         from mpsl.deploy.launch import run_processes
 
-        refuse_schedule(job)
         if resume is not None:
             raise ConfigError("--resume runs in one process for now", field="engine")
 
@@ -79,7 +80,8 @@ def run(
             console.print(f"registered {name} at {address} ({done}/{total})")
 
         console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
-        train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), Recorder(run_dir))
+        recorder = Recorder(run_dir, job=provenance(job))
+        train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), recorder)
         return
     assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
     scheduling = "threads" if engine == "threads" else "cooperative"
@@ -91,7 +93,9 @@ def run(
             torch.set_rng_state(checkpoint.torch_rng)
         start, previous = checkpoint.completed, checkpoint.rounds
         console.print(f"resuming {resume} after round {start} of {cfg.rounds}")
-    recorder = Recorder(run_dir, model=local.model, events=local.events, previous=previous)
+    recorder = Recorder(
+        run_dir, model=local.model, events=local.events, previous=previous, job=provenance(job)
+    )
     console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
     train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
 
@@ -172,6 +176,12 @@ def apply_plan(job: JobConfig, console: Console) -> RunConfig:
     cfg = job.run
     if job.plan is None:
         return cfg
+    if job.plan == "auto":
+        needed: dict[str, object] = {"profile": job.profile, "cluster": job.cluster}
+        needed |= {"first_cut": job.first_cut, "last_cut": job.last_cut}
+        missing = [flags(name)[0] for name, value in needed.items() if value is None]
+        if missing:
+            raise ConfigError(f"--plan auto also needs {', '.join(missing)}", field="plan")
     plan = resolve_plan(
         job.plan,
         profile=job.profile,
@@ -184,9 +194,15 @@ def apply_plan(job: JobConfig, console: Console) -> RunConfig:
     check_plan_model(plan, cfg.model, build_model(cfg.model, cfg.num_classes, shape).num_layers)
     nodes = ", ".join(f"{p.node} {p.first_layer}-{p.last_layer}" for p in plan.parts)
     console.print(f"plan ({plan.objective}): cuts {plan.cuts}; parts {nodes}")
-    return cfg.model_copy(
-        update={"cuts": list(plan.cuts), "nodes": plan.nodes, "compute_nodes": None}
-    )
+    update: dict[str, object] = {"cuts": list(plan.cuts), "compute_nodes": None}
+    if job.schedule is None:  # a schedule's helpers host the middle part, not the plan's node
+        update["nodes"] = plan.nodes
+    return RunConfig.from_values({**cfg.model_dump(), **update}, f"plan {job.plan}")
+
+
+def provenance(job: JobConfig) -> dict[str, object]:
+    """The job's settings that shaped the run (plan request, schedule), for summary.json."""
+    return job.model_dump(mode="json", exclude={"run", "out"}, exclude_none=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.layout import RoleKind
+from mpsl.tasks import TaskKind, TaskRecord
 
 
 class ControlKind(enum.StrEnum):
@@ -70,10 +70,27 @@ class Empty(_Body):
     """No content (readiness, heartbeats)."""
 
 
+class Record(_Body):
+    """One task record (``mpsl.tasks.TaskRecord``), as a member reports it."""
+
+    node: str = Field(max_length=64)
+    owner: int = Field(ge=-1)
+    batch: int = Field(ge=-1)
+    round: int = Field(ge=-1)
+    kind: TaskKind
+    start: float
+    end: float
+    bytes: int = Field(ge=0)
+
+    def task(self) -> TaskRecord:
+        """The record as the runtime's type."""
+        return TaskRecord(**dict(self))
+
+
 class Metrics(_Body):
     """What a member reports after the last round."""
 
-    records: list[dict[str, Any]] = Field(default_factory=list)
+    records: list[Record] = Field(default_factory=list)
     peak_memory_bytes: int | None = None
     bytes_sent: dict[str, int] = Field(default_factory=dict)
     rejected: list[str] = Field(default_factory=list)

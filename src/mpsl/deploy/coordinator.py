@@ -27,7 +27,7 @@ from mpsl.runtime.engine import RunResult
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.setup import RunSetup, build_coordinator
-from mpsl.tasks import COORDINATOR, TaskRecord
+from mpsl.tasks import COORDINATOR
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class DeploymentCoordinator:
             assert isinstance(msg, Control) and isinstance(msg.body, Metrics)
             waiting.discard(msg.sender)
             for rec in msg.body.records:
-                events.add(TaskRecord.from_json(rec))
+                events.add(rec.task())
             for link, n in msg.body.bytes_sent.items():
                 if COORDINATOR not in link.split("->"):
                     links[link] = n

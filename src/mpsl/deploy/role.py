@@ -16,12 +16,21 @@ from pathlib import Path
 
 import torch
 
-from mpsl.deploy.control import Assignment, Control, ControlKind, Metrics, ready, registration
+from mpsl.deploy.control import (
+    Assignment,
+    Control,
+    ControlKind,
+    Metrics,
+    Record,
+    ready,
+    registration,
+)
 from mpsl.deploy.gate import Gate, gate_for
 from mpsl.deploy.keys import load_credentials
 from mpsl.deploy.liveness import Liveness
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
+from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.layout import RoleKind
 from mpsl.runtime.messages import Kind
@@ -150,12 +159,12 @@ class Role:
     def _report(self, worker: Worker, t0_wall: float) -> None:
         shift = self._wall0 - t0_wall  # this log's clock started later than the coordinator's
         records = [
-            {**r.to_json(), "start": r.start + shift, "end": r.end + shift}
+            Record(**{**r.to_json(), "start": r.start + shift, "end": r.end + shift})
             for r in self.events.records
         ]
         metrics = Metrics(
             records=records,
-            peak_memory_bytes=getattr(worker, "peak_memory_bytes", None),
+            peak_memory_bytes=None if isinstance(worker, Aggregator) else worker.peak_memory_bytes,
             bytes_sent={f"{a}->{b}": n for (a, b), n in self.transport.bytes_sent.items()},
             rejected=self.transport.rejected,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal
 
 import torch
 from torch import nn
@@ -27,7 +26,7 @@ from mpsl.runtime.engine import InProcessEngine, RunResult
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import LinkModel
 from mpsl.split import part_ranges
-from mpsl.tasks import TaskKind, owner_endpoint
+from mpsl.tasks import COORDINATOR, QueuePolicy, TaskKind, owner_endpoint
 
 
 def stand_in_model(profile: Profile) -> LayerChain:
@@ -124,7 +123,7 @@ class Emulation:
             ):
                 nbytes = self.owner_model_bytes  # the first and last parts, up or down
             owner = sender if sender in owners else dest if dest in owners else None
-            if owner is not None and (sender != "coordinator" or msg.kind is Kind.ROUND_START):
+            if owner is not None and (sender != COORDINATOR or msg.kind is Kind.ROUND_START):
                 group = self.cluster.data_owners[owners[owner]]
                 return group.link_bps / s, group.link_latency_s * s, nbytes
             if sender in nodes and dest in nodes:
@@ -137,7 +136,7 @@ class Emulation:
     def run(
         self,
         compute: bool = False,
-        policy: Literal["fifo", "backward-first"] = "fifo",
+        policy: QueuePolicy = QueuePolicy.FIFO,
         model: LayerChain | None = None,
         dataset: Dataset | None = None,
         seed: int = 0,
@@ -150,17 +149,19 @@ class Emulation:
             samples = torch.zeros(t.batch_size * k, 1)
             data = Labeled(samples, torch.zeros(len(samples), dtype=torch.long))
             dataset = Dataset("emulated", data, Labeled(samples[:1], data.y[:1]), 1)
-        config = RunConfig(
-            dataset="synthetic",
-            data_owners=k,
-            cuts=list(self.cuts),
-            nodes=self.node_names,
-            rounds=1,
-            local_epochs=t.local_epochs,
-            batches_per_epoch=t.batches_per_epoch,
-            batch_size=t.batch_size,
-            queue_policy=policy,
-            seed=seed,
+        config = RunConfig.model_validate(
+            {
+                "dataset": "synthetic",
+                "data_owners": k,
+                "cuts": list(self.cuts),
+                "nodes": self.node_names,
+                "rounds": 1,
+                "local_epochs": t.local_epochs,
+                "batches_per_epoch": t.batches_per_epoch,
+                "batch_size": t.batch_size,
+                "queue_policy": policy.value,
+                "seed": seed,
+            }
         )
         devices = {n: Device(d.times_ms, compute) for n, d in self.devices().items()}
         engine = InProcessEngine(

@@ -26,9 +26,9 @@ def resolve_plan(
             "first_cut": first_cut,
             "last_cut": last_cut,
         }
-        missing = [f"--{name.replace('_', '-')}" for name, v in given.items() if v is None]
+        missing = [name for name, v in given.items() if v is None]
         if missing:
-            raise ConfigError(f"--plan auto also needs {', '.join(missing)}", field="plan")
+            raise ConfigError(f"plan 'auto' also needs {', '.join(missing)}", field="plan")
         assert profile and cluster and first_cut and last_cut
         made = make_plan(
             load_profile(profile), Cluster.load(cluster), first_cut, last_cut, objective

@@ -16,11 +16,23 @@ from mpsl.tasks import TaskKind, TaskRecord, owner_endpoint
 MAX_OWNER_ROWS = 8
 
 
-def _row_order(names: set[str]) -> list[str]:
-    def key(name: str) -> tuple[int, int]:
-        digits = "".join(ch for ch in name if ch.isdigit())
-        group = 0 if name.startswith("owner") else 1 if name.startswith("node") else 2
-        return group, int(digits or 0)
+def _row_order(names: set[str], tasks: Sequence[TaskRecord]) -> list[str]:
+    """Data owners by index, then compute nodes in chain order, then the rest by name.
+
+    A compute node's place in the chain is when it first ran a forward task: the first batch
+    reaches node i + 1 after node i, whatever the nodes are called.
+    """
+    first_fwd: dict[str, float] = {}
+    for r in tasks:
+        if r.kind is TaskKind.FWD and r.start < first_fwd.get(r.node, float("inf")):
+            first_fwd[r.node] = r.start
+
+    def key(name: str) -> tuple[int, float, str]:
+        if name.startswith("owner") and name.removeprefix("owner").isdigit():
+            return 0, float(name.removeprefix("owner")), ""
+        if name in first_fwd:
+            return 1, first_fwd[name], name
+        return 2, 0.0, name
 
     return sorted(names, key=key)
 
@@ -36,7 +48,8 @@ def draw_pipeline(
     owners = sorted({r.owner for r in tasks if r.owner >= 0})
     shown_owner_rows = {owner_endpoint(k) for k in owners[:MAX_OWNER_ROWS]}
     rows = _row_order(
-        {r.node for r in tasks if not r.node.startswith("owner") or r.node in shown_owner_rows}
+        {r.node for r in tasks if not r.node.startswith("owner") or r.node in shown_owner_rows},
+        tasks,
     )
     cmap = plt.get_cmap("tab20" if len(owners) > 10 else "tab10")
     fig, ax = plt.subplots(figsize=(12, 0.45 * len(rows) + 1.6))

@@ -23,9 +23,9 @@ from mpsl.runtime.worker import Worker
 from mpsl.tasks import Action, Order, QueuePolicy, TaskKind, TaskRecord
 from mpsl.training.fedavg import fedavg_trained
 from mpsl.training.memory import SavedBytesMeter, state_bytes
+from mpsl.training.steps import OptimizerFactory
 
 TASK_KIND = {Kind.ACTIVATION: TaskKind.FWD, Kind.GRADIENT: TaskKind.BWD}
-OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 
 
 @dataclass

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.fileformat import parse_model
-
-RESERVED = re.compile(r"^(owner\d+|aggregator|coordinator)$")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+from mpsl.tasks import node_name_problem
 
 
-def check_node_names(nodes: list[str], owners: int) -> None:
+def check_node_names(nodes: list[str]) -> None:
     """Raise ValueError unless ``nodes`` are distinct names no other role of the run uses."""
     for name in nodes:
-        if not NAME.match(name) or RESERVED.match(name):
-            raise ValueError(
-                f"compute node name '{name}' must be letters, digits, '.', '_' or '-' and not "
-                f"owner<k>, aggregator or coordinator"
-            )
+        if problem := node_name_problem(name):
+            raise ValueError(problem)
     if len(set(nodes)) != len(nodes):
         raise ValueError(f"a compute node hosts one part only; got {nodes}")
 
@@ -86,6 +80,7 @@ class RunConfig(BaseModel):
     seed: int = Field(
         default=0, description="Seed of the initial weights, the data split and the data order."
     )
+    # QueuePolicy's policies that need no prescribed order (tests/tasks keeps them equal).
     queue_policy: Literal["fifo", "backward-first"] = Field(
         default="fifo", description="The order in which a compute node serves queued tasks."
     )
@@ -99,7 +94,7 @@ class RunConfig(BaseModel):
                 f"compute_nodes is {self.compute_nodes}; give one of them"
             )
         if self.nodes is not None:
-            check_node_names(self.nodes, self.data_owners)
+            check_node_names(self.nodes)
             hops = len(self.cuts) - 1 if self.cuts is not None else self.compute_nodes
             if hops is not None and hops != len(self.nodes):
                 raise ValueError(

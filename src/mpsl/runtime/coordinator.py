@@ -142,9 +142,10 @@ class Coordinator:
         while True:
             try:
                 msg = self.transport.recv(self.name, timeout=self.timeout_s)
-            except TransportTimeout:
+            except TransportTimeout as exc:
                 raise RuntimeFailure(
-                    f"round {r}: no {kind.value} message for {self.timeout_s:.0f} s; a role hangs"
+                    f"round {r}: no {kind.value} message ({exc}); every other role waits too: "
+                    f"a role hangs, or a prescribed task order cannot be followed"
                 ) from None
             if msg.kind is Kind.ERROR:
                 raise RuntimeFailure(msg.text)

@@ -29,7 +29,7 @@ from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.setup import Role, RunSetup, build_coordinator, build_role
 from mpsl.runtime.transport import InProcessTransport, LinkModel
-from mpsl.tasks import AGGREGATOR, Order, owner_endpoint
+from mpsl.tasks import AGGREGATOR, COORDINATOR, Order, owner_endpoint
 from mpsl.training.allocator import keep_freed_memory
 from mpsl.training.steps import torch_threads
 
@@ -189,7 +189,7 @@ class InProcessEngine:
         links = {
             f"{a}->{b}": v
             for (a, b), v in sorted(self.transport.bytes_sent.items())
-            if a != "coordinator" and b != "coordinator"
+            if COORDINATOR not in (a, b)
         }
         memory = {n.name: n.peak_memory_bytes for n in self.nodes}
         memory |= {o.name: o.peak_memory_bytes for o in self.owners}

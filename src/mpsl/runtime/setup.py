@@ -8,7 +8,7 @@ transport and where the data comes from.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,10 +29,9 @@ from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.transport import Transport
 from mpsl.split import even_cuts, split_model
 from mpsl.tasks import Order, QueuePolicy, owner_index
-from mpsl.training.steps import Workload, make_optimizer
+from mpsl.training.steps import OptimizerFactory, Workload, make_optimizer
 
 Role = ComputeNode | DataOwner | Aggregator
-OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
 
 
 def load_run_data(config: RunConfig) -> Dataset:
@@ -112,9 +111,11 @@ class RunSetup:
         num_classes: int | None = None,
     ) -> RunSetup:
         """Assemble ``config``; without ``input_shape`` the dataset is loaded to learn it."""
-        if dataset is None and input_shape is None:
-            dataset = load_run_data(config)
-        shape = tuple(input_shape) if input_shape is not None else dataset.input_shape  # type: ignore[union-attr]
+        if input_shape is not None:
+            shape = tuple(input_shape)
+        else:
+            dataset = dataset or load_run_data(config)
+            shape = tuple(dataset.input_shape)
         classes = num_classes or config.num_classes or (dataset.num_classes if dataset else 0)
         if not classes:
             raise ConfigError("the number of classes is unknown", field="num_classes")
@@ -166,6 +167,12 @@ def build_role(
     make_opt = optimizer_factory(config)
     if kind is RoleKind.COMPUTE_NODE:
         i = layout.nodes.index(name)
+        if order is not None and order.owners != list(layout.served[i]):
+            raise ConfigError(
+                f"the task order of {name} ({order}) covers data owners {order.owners}; "
+                f"{name} serves {list(layout.served[i])}",
+                field="schedule",
+            )
         policy = QueuePolicy.SCHEDULED if order is not None else QueuePolicy(config.queue_policy)
         return ComputeNode(
             name=name,

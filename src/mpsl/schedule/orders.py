@@ -34,8 +34,8 @@ class ScheduleFile(BaseModel):
 def load_schedule(path: str | Path) -> tuple[list[int], dict[int, Order]]:
     """(helper of each data owner, each busy helper's task order) from a schedule file.
 
-    FormatError naming the file when a task contradicts the assignment or a data owner lacks its
-    fwd or bwd task.
+    FormatError naming the file when a task contradicts the assignment, a helper's tasks break
+    ``Order``'s rule (each data owner's fwd, then its bwd), or a data owner has no task.
     """
     sched = parse_model(ScheduleFile, read_data(path), str(path))
     steps: dict[int, list[tuple[int, str]]] = {}
@@ -46,16 +46,13 @@ def load_schedule(path: str | Path) -> tuple[list[int], dict[int, Order]]:
                 f"assignment"
             )
         steps.setdefault(task.helper, []).append((task.owner, task.kind))
-    for k, h in enumerate(sched.assignment):
-        mine = [kind for owner, kind in steps.get(h, []) if owner == k]
-        if sorted(mine) != ["bwd", "fwd"]:
-            raise FormatError(
-                f"{path}: data owner {k} needs one fwd and one bwd task on helper {h}"
-            )
     orders: dict[int, Order] = {}
     for h, helper_steps in steps.items():
-        try:
+        try:  # the order rule (each data owner's fwd, then its bwd) is Order's
             orders[h] = Order.of(helper_steps)
-        except ConfigError as exc:  # e.g. a bwd task timed before its fwd task
+        except ConfigError as exc:
             raise FormatError(f"{path}: helper {h}: {exc}") from None
+    for k, h in enumerate(sched.assignment):
+        if h not in orders or k not in orders[h].owners:
+            raise FormatError(f"{path}: data owner {k} has no task on helper {h}, its helper")
     return sched.assignment, orders

@@ -90,7 +90,8 @@ class RunDir:
         given): writable, and holding no other run."""
         run = cls(Path(path))
         held = [name for name in RUN_OUTPUTS if (run.path / name).exists()]
-        if held and not overwrite:
+        # A run that never completed a round holds nothing trained: its directory is free.
+        if held and not overwrite and run.trained():
             raise ConfigError(
                 f"{run.path} already holds a run ({', '.join(held)}); continue it with "
                 f"--resume {run.path}, replace it with --overwrite, or choose another --out",
@@ -108,6 +109,11 @@ class RunDir:
         }
         write_text(run.path / RUN_FILE, json.dumps(payload, indent=1) + "\n")
         return run
+
+    def trained(self) -> bool:
+        """Whether this directory holds anything trained (a checkpoint, a model, a report)."""
+        done = [self.path / WEIGHTS, self.path / "summary.json", *self._checkpoint_dirs()]
+        return any(p.exists() for p in done)
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from mpsl.data.base import Labeled
-from mpsl.training.fedavg import fedavg
-from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
-
-OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
+from mpsl.training.fedavg import fedavg_trained
+from mpsl.training.steps import OptimizerFactory, Workload, batch_plan, loss_fn, owner_seed
 
 
 def train_steps(
@@ -54,4 +52,4 @@ def fedavg_round(
         )
         weights.append(train_steps(local, data, batches, make_optimizer(local)))
         states.append(local.state_dict())
-    return fedavg(states, weights)
+    return fedavg_trained(states, weights)

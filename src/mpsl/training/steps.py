@@ -4,7 +4,7 @@ and FedAvg. Keeping them in one place is what makes MP-SL and local training com
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +20,10 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 _FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused SGD and Adam kernels
+
+
+OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer | None]
+"""Makes the optimizer of one part instance (None for a part without parameters)."""
 
 
 def make_optimizer(
