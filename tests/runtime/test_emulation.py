@@ -151,10 +151,11 @@ def test_emulated_device_starts_from_the_due_time_not_from_its_thread_waking_up(
 def test_a_task_message_waits_for_a_late_sender_with_an_earlier_one():
     import threading
 
+    from mpsl.runtime.clock import Timeline
+    from mpsl.runtime.links import EmulatedLinks
     from mpsl.runtime.messages import Kind, Message
-    from mpsl.runtime.transport import InProcessTransport
 
-    transport = InProcessTransport(lambda sender, dest, msg: (1e12, 0.0, msg.nbytes))
+    transport = EmulatedLinks(lambda sender, dest, msg: (1e12, 0.0, msg.nbytes), Timeline())
     transport.MAX_HOLD_S = 3600.0  # never give up waiting in this test, however slow the machine
     parked, go = threading.Event(), threading.Event()
 

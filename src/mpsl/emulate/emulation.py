@@ -23,8 +23,8 @@ from mpsl.profile.format import Profile
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import InProcessEngine, RunResult
+from mpsl.runtime.links import LinkModel
 from mpsl.runtime.messages import Kind, Message
-from mpsl.runtime.transport import LinkModel
 from mpsl.split import part_ranges
 from mpsl.tasks import COORDINATOR, QueuePolicy, TaskKind, owner_endpoint
 

@@ -28,7 +28,7 @@ TRIGGER = {
 
 
 class Keeper(Protocol):
-    """A transport that keeps threads' timelines (``InProcessTransport`` with a link model)."""
+    """A transport that keeps threads' timelines (``links.EmulatedLinks``)."""
 
     keeping: bool  # False once closed: its threads' timelines are stale
 
@@ -36,7 +36,7 @@ class Keeper(Protocol):
 class Timeline(threading.local):
     """The calling thread's emulated clock (``perf_counter`` seconds) and pending arrivals.
 
-    A transport that knows when each message was due (``InProcessTransport``) calls ``arrived``
+    A transport that knows when each message was due (``links.EmulatedLinks``) calls ``arrived``
     for every message it hands to this thread; ``Device.run`` reads and advances the clock and
     tells the transport's ``watcher``. Task messages are matched to tasks in arrival order per
     kind, which is the order in which the ``fifo`` and ``backward-first`` queues run them. The

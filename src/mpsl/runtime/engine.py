@@ -2,7 +2,7 @@
 
 It assembles the run once (``setup.RunSetup``), builds every role from it, starts them and lets
 the coordinator drive the rounds. Emulation (device times, link rates) plugs in through ``Device``
-and the transport's link model; nothing else changes.
+and ``links.EmulatedLinks`` in place of the transport; nothing else changes.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.data_owner import DataOwner
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
+from mpsl.runtime.links import EmulatedLinks, LinkModel
 from mpsl.runtime.setup import Role, RunSetup, build_coordinator, build_role
-from mpsl.runtime.transport import InProcessTransport, LinkModel
+from mpsl.runtime.transport import InProcessTransport
 from mpsl.tasks import AGGREGATOR, COORDINATOR, Order, owner_endpoint
 from mpsl.training.allocator import keep_freed_memory
 from mpsl.training.steps import torch_threads
@@ -134,11 +135,13 @@ class InProcessEngine:
         # Who runs when, and emulated time, are the engine's: the transport only delivers.
         self.scheduler = GreenletScheduler() if self.scheduling == "cooperative" else None
         self.clock = Timeline()
-        self.transport: InProcessTransport | CooperativeTransport = (
-            CooperativeTransport(self.scheduler)
-            if self.scheduler is not None
-            else InProcessTransport(link_model, self.clock)
-        )
+        self.transport: InProcessTransport | EmulatedLinks | CooperativeTransport
+        if self.scheduler is not None:
+            self.transport = CooperativeTransport(self.scheduler)
+        elif link_model is not None:
+            self.transport = EmulatedLinks(link_model, self.clock)
+        else:
+            self.transport = InProcessTransport()
         self.events = EventLog()
         self.threads_per_role = threads_per_role  # torch threads of each role (None: share_cores)
         layout = self.setup.layout

@@ -1,29 +1,19 @@
 """Transports move messages between named endpoints; roles never know where their peers run.
 
-``InProcessTransport`` hands messages between threads of one process. A link model can delay
-delivery (emulated rate and latency, one transfer at a time per directed link), so the same roles
-run as a faithful emulation of a slow network. With a link model every delivery carries the time
-it was due in the emulated deployment, which the receiving role's emulated device starts from
-(``clock.Timeline``), so thread wake-up lateness neither delays transfers nor adds up along the
-pipeline; and a task message is handed over only once no role can still send an earlier-due one,
-so every queue sees its tasks in emulated arrival order even when the machine stalls a thread.
+``InProcessTransport`` hands messages between threads of one process, at once and in the order
+they were sent; it only moves messages. Who runs when (``cooperative.GreenletScheduler``) and
+emulated time and links (``clock.Timeline``, ``links.EmulatedLinks``) are the engine's.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
 import queue
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Protocol
 
 from mpsl.errors import TransportTimeout
-from mpsl.runtime.clock import Timeline
-from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.messages import Message
 
 
 class Transport(Protocol):
@@ -39,189 +29,31 @@ class Transport(Protocol):
         """Release resources."""
 
 
-# (sender, dest, message) -> (bits per second, latency seconds, bytes on the wire), or None for
-# instantaneous delivery. It sees the message so that emulation can size what is not materialised.
-LinkModel = Callable[[str, str, Message], tuple[float, float, int] | None]
-
-TASKS = (Kind.ACTIVATION, Kind.GRADIENT)
-
-
-class _Role:
-    """What the transport knows of one endpoint's emulated clock (link emulation only)."""
-
-    __slots__ = ("blocked", "inbox", "modelled", "now", "transport")
-
-    def __init__(self, transport: InProcessTransport) -> None:
-        self.transport = transport
-        self.now = -math.inf  # the endpoint's emulated clock (its thread's Timeline.now)
-        self.blocked = True  # waiting in recv (or not yet receiving)
-        self.inbox: dict[int, float] = {}  # seq -> due of messages delivered, not yet received
-        self.modelled = False  # takes part in emulated time (got a modelled message, or emulates)
-
-    def promise(self) -> float:
-        """No message this endpoint sends from now on is due before this time."""
-        if not self.modelled:
-            return math.inf  # it stamps what it sends with real time, later than any due time
-        if self.blocked:
-            # It wakes for the earliest message waiting for it, and only then can send.
-            return max(self.now, min(self.inbox.values())) if self.inbox else math.inf
-        return self.now
-
-    def advanced(self, end: float) -> None:
-        """Its emulated device runs a task until ``end`` (called from the endpoint's thread)."""
-        with self.transport._lock:
-            self.now, self.modelled = end, True
-            self.transport._changed(self)
-
-
 class InProcessTransport:
-    """Thread-safe in-memory delivery with optional link emulation and per-link byte counts.
+    """Thread-safe in-memory delivery with per-link byte counts."""
 
-    Each inbox hands out messages in the order they were due: with a link model, their emulated
-    arrival; without one, the order they were handed over.
-    """
-
-    # A task message held back for ordering is delivered anyway this long after it was due: a
-    # guard against a role that stops receiving without ever saying so, never the normal path.
-    MAX_HOLD_S = 1.0
-
-    def __init__(self, link_model: LinkModel | None = None, clock: Timeline | None = None) -> None:
-        self._inboxes: dict[str, queue.PriorityQueue[tuple[float, int, Message]]] = defaultdict(
-            queue.PriorityQueue
-        )
-        # Without a link model every message is due when sent: a C-level FIFO per endpoint, whose
-        # blocking get releases the interpreter lock, instead of a Python Condition per delivery.
-        self._instant: dict[str, queue.SimpleQueue[Message]] = defaultdict(queue.SimpleQueue)
-        self._roles: dict[str, _Role] = {}
-        self._bounding: set[_Role] = set()  # roles whose promise is finite
+    def __init__(self) -> None:
+        # A C-level FIFO per endpoint, whose blocking get releases the interpreter lock, instead
+        # of a Python Condition per delivery.
+        self._inboxes: dict[str, queue.SimpleQueue[Message]] = defaultdict(queue.SimpleQueue)
         self._lock = threading.Lock()
-        self._link_model = link_model
-        # The run's emulated time (its engine's), stamped on deliveries when links are emulated.
-        self.clock = clock if clock is not None else Timeline()
-        self._link_free_at: dict[tuple[str, str], float] = defaultdict(float)
         self.bytes_sent: dict[tuple[str, str], int] = defaultdict(int)
-        self._pending: list[tuple[float, int, str, Message]] = []  # (due, seq, dest, message)
-        self._seq = itertools.count()
-        self._wake = threading.Condition(self._lock)
-        self._holding = False  # the pump waits for roles to catch up before its next delivery
-        self._closed = False
-        self.keeping = link_model is not None  # keeps its threads' emulated timelines
-        self._pump: threading.Thread | None = None
-        if link_model is not None:
-            self._pump = threading.Thread(target=self._deliver_loop, name="links", daemon=True)
-            self._pump.start()
 
     def send(self, dest: str, msg: Message) -> None:
-        """Deliver now, or at the emulated arrival time if the link is modelled."""
-        if self._link_model is None:
-            with self._lock:
-                self.bytes_sent[(msg.sender, dest)] += msg.nbytes
-                inbox = self._instant[dest]
-            inbox.put(msg)
-            return
-        # An emulated sender hands over when its emulated task ended, not when its thread woke.
-        now = self.clock.send_time(self)
+        """Deliver now."""
         with self._lock:
             self.bytes_sent[(msg.sender, dest)] += msg.nbytes
-            link = self._link_model(msg.sender, dest, msg)
-            if link is None:
-                self._put(dest, now, next(self._seq), msg)
-                return
-            bps, latency, nbytes = link
-            # A directed link carries one transfer at a time, in the order handed to it.
-            start = max(now, self._link_free_at[(msg.sender, dest)])
-            end = start + nbytes * 8.0 / bps
-            self._link_free_at[(msg.sender, dest)] = end
-            heapq.heappush(self._pending, (end + latency, next(self._seq), dest, msg))
-            self._wake.notify()
+            inbox = self._inboxes[dest]
+        inbox.put(msg)
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
-        """Next message for ``endpoint``; tells the calling thread's timeline when it was due."""
-        if self._link_model is None:
-            with self._lock:
-                instant = self._instant[endpoint]
-            try:
-                return instant.get(timeout=timeout)
-            except queue.Empty:
-                raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
+        """Next message for ``endpoint``."""
         with self._lock:
             inbox = self._inboxes[endpoint]
-            role = self._role(endpoint)
-            if timeout != 0:
-                role.blocked = True
-                self._changed(role)
         try:
-            due, seq, msg = inbox.get(timeout=timeout)
+            return inbox.get(timeout=timeout)
         except queue.Empty:
-            with self._lock:
-                role.blocked = False
-                self._changed(role)
             raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
-        clock = self.clock
-        clock.arrived(self, msg.kind.value, due)
-        clock.watcher = role.advanced
-        with self._lock:
-            del role.inbox[seq]
-            role.blocked = False
-            if clock.now is not None:
-                role.now = clock.now
-            self._changed(role)
-        return msg
-
-    def _role(self, endpoint: str) -> _Role:
-        role = self._roles.get(endpoint)
-        if role is None:
-            role = self._roles[endpoint] = _Role(self)
-        return role
-
-    def _put(self, dest: str, due: float, seq: int, msg: Message, modelled: bool = False) -> None:
-        """Put ``msg`` in ``dest``'s inbox (lock held); ``modelled``: it crossed a link."""
-        if self._link_model is not None:
-            role = self._role(dest)
-            role.inbox[seq] = due
-            role.modelled = role.modelled or modelled
-            self._changed(role)
-        self._inboxes[dest].put((due, seq, msg))
-
-    def _changed(self, role: _Role) -> None:
-        """``role``'s clock moved (lock held): the pump may be waiting for exactly that."""
-        # Only roles that could still send something keep a place among those that bound it.
-        if role.promise() < math.inf:
-            self._bounding.add(role)
-        else:
-            self._bounding.discard(role)
-        if self._holding:
-            self._wake.notify()
-
-    def _horizon(self) -> float:
-        """Every message any role sends from now on is due at this time or later (lock held)."""
-        return min((r.promise() for r in self._bounding), default=math.inf)
-
-    def _deliver_loop(self) -> None:
-        with self._lock:
-            while not self._closed:
-                if not self._pending:
-                    self._wake.wait()
-                    continue
-                due, seq, dest, msg = self._pending[0]
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    self._wake.wait(timeout=delay)
-                    continue
-                # A task message waits until no role can still send an earlier-due one (a thread
-                # running late would otherwise reach the queue after it, out of emulated order).
-                if msg.kind in TASKS and due > self._horizon() and -delay < self.MAX_HOLD_S:
-                    self._holding = True
-                    self._wake.wait(timeout=self.MAX_HOLD_S + delay)
-                    continue
-                self._holding = False
-                heapq.heappop(self._pending)
-                self._put(dest, due, seq, msg, modelled=True)
 
     def close(self) -> None:
-        """Stop the delivery thread."""
-        with self._lock:
-            self._closed, self.keeping = True, False
-            self._wake.notify()
-        if self._pump is not None:
-            self._pump.join(timeout=1.0)
+        """Nothing to release."""
