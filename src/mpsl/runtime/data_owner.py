@@ -132,8 +132,9 @@ class DataOwner(Worker):
             if not torch.isfinite(loss):
                 raise RuntimeFailure(
                     f"{self.name} (data owner {self.index}), round {r}, batch {b}: the training "
-                    f"loss is {float(loss.detach())}, not a finite number: training diverged; lower the "
-                    f"learning rate (lr, --lr), and check the data for NaN or infinite values"
+                    f"loss is {float(loss.detach())}, not a finite number: training diverged; "
+                    "lower the learning rate (lr, --lr), and check the data for NaN or infinite "
+                    "values"
                 )
             saved[0] += last_saved
             loss.backward()
