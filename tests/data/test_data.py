@@ -98,7 +98,7 @@ def test_mnist_labels_out_of_range_name_the_file_value_and_range(tmp_path, label
     with pytest.raises(DatasetError) as err:
         load_mnist(tmp_path)
     assert str(err.value).startswith(
-        f"{path}: label {bad} is outside the allowed range 0..9 (10 classes; 1 labels out of "
+        f"{path}: label {bad} is outside the allowed range 0..9 (10 classes; 1 of 3 labels out of "
         "range); MNIST has 10 classes: the file is corrupt or not MNIST's"
     )
 

@@ -62,5 +62,5 @@ def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, where: str
     if bad.size:
         raise DatasetError(
             f"{where}: label {bad.flat[0]} is outside the allowed range 0..{num_classes - 1} "
-            f"({num_classes} classes; {bad.size} labels out of range); {fix}"
+            f"({num_classes} classes; {bad.size} of {values.size} labels out of range); {fix}"
         )
