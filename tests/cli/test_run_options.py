@@ -122,6 +122,65 @@ def test_a_bad_flag_value_names_the_flag_or_field(args, named, monkeypatch, caps
     assert code == 2 and named in out + err
 
 
+@pytest.mark.parametrize("command", ["run", "coordinator"])
+@pytest.mark.parametrize(
+    ("flag", "example"),
+    [("--cuts", "3,32,32"), ("--nodes", "vm2,vm1"), ("--input-shape", "3,32,32")],
+)
+@pytest.mark.parametrize("value", ["", " , "])
+def test_an_empty_list_flag_is_refused_naming_the_flag(
+    command, flag, example, value, monkeypatch, capsys
+):
+    insecure = ["--insecure"] if command == "coordinator" else []
+    code, _, err = run([command, *insecure, flag, value], monkeypatch, capsys)
+    assert code == 2
+    assert (
+        f"error: field '{flag}': expected a comma-separated list like {example}; got '{value}', "
+        f"an empty list: give at least one item, or leave {flag} out"
+    ) in flat(err)
+
+
+@pytest.mark.parametrize("key", ["cuts", "nodes", "input_shape"])
+def test_an_empty_list_in_the_file_is_refused_naming_the_key(key, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f"{key} = []\n")
+    with pytest.raises(
+        FormatError,
+        match=rf"{re.escape(str(cfg))}: field '{key}': List should have at least 1 item",
+    ):
+        load_job(cfg, {})
+
+
+BOOLEAN = "Value error, expected a number, not a boolean (true/false); write the number itself"
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_no_field_takes_a_boolean(name):
+    list_field = get_origin(without_none(FIELDS[name].annotation)) is list
+    for value in ([True], [1, False]) if list_field else (True, False):
+        with pytest.raises(FormatError, match=rf"^run.toml: field '{name}(\[\d\])?': "):
+            JobConfig.from_flat({name: value}, "run.toml")
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_boolean_for_a_number_names_the_field(suffix, tmp_path):
+    cfg = tmp_path / f"run{suffix}"
+    text = {".toml": "rounds = true\n", ".json": '{"rounds": true}'}[suffix]
+    cfg.write_text(text)
+    with pytest.raises(FormatError) as err:
+        load_job(cfg, {})
+    assert str(err.value) == f"{cfg}: field 'rounds': {BOOLEAN} (got True)"
+    cfg.write_text(text.replace("rounds", "lr").replace("true", "false"))
+    with pytest.raises(FormatError, match=rf"field 'lr': {re.escape(BOOLEAN)} \(got False\)"):
+        load_job(cfg, {})
+    cfg.write_text({".toml": "cuts = [1, true]\n", ".json": '{"cuts": [1, true]}'}[suffix])
+    with pytest.raises(
+        FormatError, match=rf"field 'cuts': {re.escape(BOOLEAN)} \(got \[1, True\]\)"
+    ):
+        load_job(cfg, {})
+    assert RunConfig.from_values({"rounds": 2, "lr": 1, "cuts": [1, 3]}).lr == 1.0  # numbers pass
+
+
 def test_the_file_is_validated_key_by_key(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text("rounds = 2\ncolour = 1\n")

@@ -8,17 +8,27 @@ from typing import Any
 from mpsl.errors import ConfigError
 
 
+def split_items(text: str, option: str, example: str) -> list[str]:
+    """The comma-separated items of ``text`` (spaces ignored); a ConfigError if there are none."""
+    items = [item for item in text.replace(" ", "").split(",") if item]
+    if not items:
+        raise ConfigError(
+            f"expected a comma-separated list like {example}; got '{text}', an empty list: give "
+            f"at least one item, or leave {option} out",
+            field=option,
+        )
+    return items
+
+
 def parse_ints(text: str, option: str) -> tuple[int, ...]:
     """Parse '3,32,32' into (3, 32, 32); errors name the option."""
+    items = split_items(text, option, "3,32,32")
     try:
-        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        return tuple(int(v) for v in items)
     except ValueError:
         raise ConfigError(
             f"expected comma-separated integers like 3,32,32; got '{text}'", field=option
         ) from None
-    if not values:
-        raise ConfigError("expected at least one integer", field=option)
-    return values
 
 
 def print_json(obj: Any) -> None:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from mpsl.cli.job import FIELDS, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command
+from mpsl.deploy.address import parse_address, parse_host
 from mpsl.errors import ConfigError
 
 Coordinator = Annotated[str, typer.Option(help="The coordinator's address, tcp://HOST:PORT.")]
@@ -67,6 +68,7 @@ def coordinator(
     from mpsl.runtime.engine import RunResult
     from mpsl.store.rundir import RunDir
 
+    _check_addresses(listen, advertise)
     job = load_job(config, options)
     refuse_schedule(job)
     console = Console(stderr=True)
@@ -112,6 +114,7 @@ def _role(
     from mpsl.deploy.role import Role, RoleOptions
     from mpsl.runtime.layout import RoleKind
 
+    _check_addresses(listen, advertise, coordinator)
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
     options = RoleOptions(
@@ -160,6 +163,15 @@ def data_owner(
 ) -> None:
     """Train the first and last parts on this device's data; labels never leave it."""
     _role("data-owner", name, coordinator, keys, insecure, listen, advertise, threads, data_path)
+
+
+def _check_addresses(listen: str, advertise: str | None, coordinator: str | None = None) -> None:
+    """A ConfigError naming the option and its value for a malformed address, before any socket."""
+    parse_address(listen, "--listen", listening=True)
+    if advertise is not None:
+        parse_host(advertise, "--advertise")
+    if coordinator is not None:
+        parse_address(coordinator, "--coordinator")
 
 
 def _credentials(keys: Path | None, insecure: bool, name: str) -> Any:

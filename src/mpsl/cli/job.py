@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from mpsl.errors import ConfigError
 from mpsl.fileformat import parse_model, read_data
-from mpsl.runtime.config import RunConfig
+from mpsl.runtime.config import NOT_BOOLEAN, RunConfig
 
 
 class JobConfig(BaseModel):
@@ -34,10 +34,10 @@ class JobConfig(BaseModel):
         default=None, description="Profile file or shipped profile name, for plan auto."
     )
     cluster: Path | None = Field(default=None, description="Cluster file, for plan auto.")
-    first_cut: int | None = Field(
+    first_cut: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None, ge=1, description="Plan auto: the data owner keeps layers 1..FIRST_CUT."
     )
-    last_cut: int | None = Field(
+    last_cut: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None, ge=1, description="Plan auto: the data owner keeps LAST_CUT+1..S."
     )
     objective: Literal["epoch", "paper", "cost"] = Field(

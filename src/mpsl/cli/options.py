@@ -23,8 +23,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import typer
 from pydantic.fields import FieldInfo
 
-from mpsl.cli.common import parse_ints
-from mpsl.errors import ConfigError
+from mpsl.cli.common import parse_ints, split_items
 
 ConfigFile = Annotated[
     Path | None,
@@ -87,10 +86,7 @@ def parse_value(name: str, info: FieldInfo, value: Any) -> Any:
         return value
     if item is int:
         return list(parse_ints(value, flags(name)[0]))
-    names = [part for part in value.replace(" ", "").split(",") if part]
-    if not names:
-        raise ConfigError("expected comma-separated names like vm2,vm1", field=flags(name)[0])
-    return names
+    return split_items(value, flags(name)[0], "vm2,vm1")
 
 
 def field_command(

@@ -1,10 +1,14 @@
-"""Labelled data held in memory as tensors."""
+"""Labelled data held in memory as tensors, and the checks every loader applies to its files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
+
+from mpsl.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,24 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input sample."""
         return tuple(self.train.x.shape[1:])
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a dataset file; a DatasetError names the file when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}; check the file") from None
+
+
+def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, where: str, fix: str) -> None:
+    """DatasetError naming ``where``, the first label outside 0..num_classes-1 and ``fix``."""
+    values = np.asarray(labels)
+    if values.dtype.kind not in "iu":
+        raise DatasetError(f"{where}: labels must be integers; found {values.dtype} values; {fix}")
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.size:
+        raise DatasetError(
+            f"{where}: label {bad.flat[0]} is outside the allowed range 0..{num_classes - 1} "
+            f"({num_classes} classes; {bad.size} of {values.size} labels out of range); {fix}"
+        )

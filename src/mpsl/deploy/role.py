@@ -8,7 +8,6 @@ config and the cuts arrive in the coordinator's ASSIGN message.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from mpsl.deploy.address import is_wildcard as _wildcard
+from mpsl.deploy.address import local_ip_toward
 from mpsl.deploy.control import (
     Assignment,
     Control,
@@ -53,22 +54,6 @@ class RoleOptions:
     data_path: str | None = None  # a data owner's own copy of the dataset
     threads: int | None = None  # torch intra-op threads
     role: RoleKind | None = None  # the role it was started as (checked against the assignment)
-
-
-def _wildcard(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    return host in ("*", "0.0.0.0", "")
-
-
-def local_ip_toward(address: str) -> str:
-    """This host's IP address on the route to ``address`` (what peers there can reach)."""
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))  # UDP: picks the route, sends nothing
-            return str(probe.getsockname()[0])
-        except OSError as exc:
-            raise ConfigError(f"cannot route to the coordinator at {address}: {exc}") from None
 
 
 class Role:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from mpsl.tasks import TaskRecord
 
 
 def summary(result: RunResult) -> dict[str, Any]:
-    """The JSON-ready summary of a run."""
+    """The JSON-ready summary of a run; a NaN or infinite number is None (null in JSON)."""
     last = result.rounds[-1] if result.rounds else None
-    return {
+    report = {
         "config": result.config.model_dump(),
         "cuts": list(result.cuts),
         "parts": len(result.cuts) + 1,
@@ -37,6 +38,22 @@ def summary(result: RunResult) -> dict[str, Any]:
         "peak_memory_bytes": result.peak_memory_bytes,
         **result.extra,
     }
+    return finite_or_null(report)
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, at any depth, replaced by None.
+
+    JSON has no NaN or Infinity (Python would write them bare, which JSON readers refuse). A
+    round's ``test_loss`` and ``accuracy`` are NaN when the run does not evaluate.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(item) for item in value]
+    return value
 
 
 def write_run(
@@ -53,7 +70,7 @@ def write_run(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary(result), indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary(result), indent=1, allow_nan=False) + "\n")
     if write_events:
         with (out / "events.jsonl").open("w") as f:
             for rec in sorted(result.events.records, key=lambda e: e.start):

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from mpsl.fileformat import parse_model
 from mpsl.tasks import node_name_problem
+
+
+def _refuse_booleans(value: Any) -> Any:
+    """A boolean, alone or in a list, where a number is due: pydantic would read true as 1."""
+    if isinstance(value, bool) or (
+        isinstance(value, list) and any(isinstance(v, bool) for v in value)
+    ):
+        raise ValueError("expected a number, not a boolean (true/false); write the number itself")
+    return value
+
+
+# The annotation of every numeric field of the run's configs (RunConfig, the CLI's JobConfig).
+NOT_BOOLEAN = BeforeValidator(_refuse_booleans)
 
 
 def check_node_names(nodes: list[str]) -> None:
@@ -36,48 +49,65 @@ class RunConfig(BaseModel):
         default=None,
         description="Directory of the MNIST IDX files or the CIFAR-10 python batches.",
     )
-    input_shape: list[int] | None = Field(
-        default=None, description="Shape of one synthetic sample, e.g. 3,32,32 (default: 1,8,8)."
+    input_shape: Annotated[list[int] | None, NOT_BOOLEAN] = Field(
+        default=None,
+        min_length=1,
+        description="Shape of one synthetic sample, e.g. 3,32,32 (default: 1,8,8).",
     )
-    num_classes: int | None = Field(
-        default=None, gt=0, description="Classes of synthetic data (default: 10)."
+    num_classes: Annotated[int | None, NOT_BOOLEAN] = Field(
+        default=None,
+        gt=0,
+        description="Classes the model predicts; every label must be below it (default: the "
+        "dataset's, 10 for synthetic data).",
     )
-    data_owners: int = Field(default=4, ge=1, description="Number of data owners K.")
+    data_owners: Annotated[int, NOT_BOOLEAN] = Field(
+        default=4, ge=1, description="Number of data owners K."
+    )
     partition: Literal["iid", "dirichlet"] = Field(
         default="iid",
         description="How the data owners share the data: iid, or dirichlet for label skew.",
     )
-    alpha: float = Field(
+    alpha: Annotated[float, NOT_BOOLEAN] = Field(
         default=0.5, gt=0, description="Dirichlet concentration: smaller is more skewed."
     )
-    cuts: list[int] | None = Field(
+    cuts: Annotated[list[int] | None, NOT_BOOLEAN] = Field(
         default=None,
+        min_length=1,
         description="Cut list c0,c1,...,cN: the data owner keeps layers 1..c0 and cN+1..S.",
     )
-    compute_nodes: int | None = Field(
+    compute_nodes: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None,
         ge=1,
         description="Compute nodes N with an even split, used without cuts (default: 2).",
     )
     nodes: list[str] | None = Field(
         default=None,
+        min_length=1,
         description="Name of the compute node hosting each middle part, e.g. vm2,vm1.",
     )
-    rounds: int = Field(
+    rounds: Annotated[int, NOT_BOOLEAN] = Field(
         default=6, ge=1, description="Rounds; each ends with FedAvg and a test evaluation."
     )
-    local_epochs: int = Field(default=2, ge=1, description="Local epochs r per round.")
-    batches_per_epoch: int | None = Field(
+    local_epochs: Annotated[int, NOT_BOOLEAN] = Field(
+        default=2, ge=1, description="Local epochs r per round."
+    )
+    batches_per_epoch: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None,
         ge=1,
         description="Batches B per epoch (default: all of a data owner's share).",
     )
-    batch_size: int = Field(default=16, ge=1, description="Samples per batch.")
+    batch_size: Annotated[int, NOT_BOOLEAN] = Field(
+        default=16, ge=1, description="Samples per batch."
+    )
     optimizer: Literal["sgd", "adam"] = Field(default="sgd", description="Optimizer of every part.")
-    lr: float = Field(default=0.05, gt=0, description="Learning rate.")
-    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum.")
-    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (L2 penalty).")
-    seed: int = Field(
+    lr: Annotated[float, NOT_BOOLEAN] = Field(default=0.05, gt=0, description="Learning rate.")
+    momentum: Annotated[float, NOT_BOOLEAN] = Field(
+        default=0.9, ge=0, lt=1, description="SGD momentum."
+    )
+    weight_decay: Annotated[float, NOT_BOOLEAN] = Field(
+        default=0.0, ge=0, description="Weight decay (L2 penalty)."
+    )
+    seed: Annotated[int, NOT_BOOLEAN] = Field(
         default=0, description="Seed of the initial weights, the data split and the data order."
     )
     # QueuePolicy's policies that need no prescribed order (tests/tasks keeps them equal).

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mpsl.data.base import Labeled
+from mpsl.errors import RuntimeFailure
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message, strip_prefix
@@ -128,6 +129,13 @@ class DataOwner(Worker):
             assert back.tensor is not None
             z = back.tensor.detach().requires_grad_(True)
             loss, last_saved = self._meters[1].run(lambda: loss_fn(self.last(z), y), self.last, z)
+            if not torch.isfinite(loss):
+                raise RuntimeFailure(
+                    f"{self.name} (data owner {self.index}), round {r}, batch {b}: the training "
+                    f"loss is {float(loss.detach())}, not a finite number: training diverged; "
+                    "lower the learning rate (lr, --lr), and check the data for NaN or infinite "
+                    "values"
+                )
             saved[0] += last_saved
             loss.backward()
             _step(opt_last)
