@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, parse_stragglers, print_json
+from mpsl.cli.common import parse_ints, parse_stragglers, print_json, split_items
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
 from mpsl.tasks import QueuePolicy
@@ -53,7 +53,7 @@ def emulate(
                           "backward-first", field="--policy")  # fmt: skip
     prof, clu = load_profile(profile), Cluster.load(cluster)
     cut_list, node_list = _placement(cuts, nodes, plan, prof.num_layers)
-    slow = parse_stragglers(stragglers) if stragglers else None
+    slow = parse_stragglers(stragglers) if stragglers is not None else None
     em = Emulation(prof, clu, cut_list, node_list, time_scale=time_scale, stragglers=slow)
     console = Console(stderr=True)
     with console.status(f"emulating one round ({clu.num_data_owners} data owners)"):
@@ -100,7 +100,8 @@ def _placement(
         return tuple(made.cuts), made.nodes
     if cuts is None:
         raise ConfigError("give --cuts (and optionally --nodes), or --plan", field="--cuts")
-    return parse_ints(cuts, "--cuts"), nodes.split(",") if nodes else None
+    names = split_items(nodes, "--nodes", "vm2,vm1") if nodes is not None else None
+    return parse_ints(cuts, "--cuts"), names
 
 
 def register(app: typer.Typer) -> None:

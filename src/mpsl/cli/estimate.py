@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, parse_stragglers, print_json
+from mpsl.cli.common import parse_ints, parse_stragglers, print_json, split_items
 from mpsl.cluster import Cluster
 from mpsl.estimate.summary import Estimate, Method, estimate
 from mpsl.profile.shipped import load_profile
@@ -113,10 +113,10 @@ def estimate_command(
         prof,
         clus,
         parse_ints(cuts, "--cuts"),
-        [n for n in nodes.replace(" ", "").split(",") if n] if nodes else None,
+        split_items(nodes, "--nodes", "vm2,vm1") if nodes is not None else None,
         method=method,
         policy=policy,
-        stragglers=parse_stragglers(stragglers) if stragglers else None,
+        stragglers=parse_stragglers(stragglers) if stragglers is not None else None,
         aggregator_ms=aggregator_ms,
         with_baselines=with_baselines,
         trace=trace is not None,

@@ -36,7 +36,7 @@ def models(
             table.add_row(s.name, ",".join(map(str, s.input_shape)), str(n), s.summary)
         console.print(table)
         return
-    shape = parse_ints(input_shape, "--input-shape") if input_shape else None
+    shape = parse_ints(input_shape, "--input-shape") if input_shape is not None else None
     chain = build_model(name, num_classes=num_classes, input_shape=shape)
     layers = describe_layers(chain)
     if as_json:

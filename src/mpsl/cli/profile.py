@@ -102,7 +102,7 @@ def measure(
     device = device_name or default_device_name()
     existing = Profile.load(out) if merge and out.exists() else None
     settings = MeasureSettings(repeats=repeats, warmup=warmup, seed=seed, threads=threads)
-    shape = parse_ints(input_shape, "--input-shape") if input_shape else None
+    shape = parse_ints(input_shape, "--input-shape") if input_shape is not None else None
     err = Console(stderr=True)
     columns = (
         TextColumn("{task.description}"),

@@ -49,7 +49,7 @@ def _scenario(
         )
     if scenario is not None:
         return Scenario.load(scenario)
-    cut = parse_ints(cuts, "--cuts") if cuts else None
+    cut = parse_ints(cuts, "--cuts") if cuts is not None else None
     if gen:
         return generate(model, owners, helpers, heterogeneity, cut, seed)
     missing = [n for n, v in (("--profile", profile), ("--cluster", cluster), ("--cuts", cut))
