@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +29,26 @@ Advertise = Annotated[
     str | None, typer.Option(help="Host name or IP that peers use to reach this process.")
 ]
 Threads = Annotated[int | None, typer.Option(help="torch threads of this process.")]
+Wait = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait for the coordinator's assignment (it comes once every member has "
+        "registered)."
+    ),
+]
+
+
+@contextmanager
+def exit_on_signals(who: str, after: str) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the command cleanly: what was stopped, and exit code 128 + signal."""
+    from mpsl.deploy.signals import Interrupted, interruptible
+
+    try:
+        with interruptible():
+            yield
+    except Interrupted as exc:
+        typer.echo(f"error: {who} was {exc}; {after}", err=True)
+        raise typer.Exit(128 + exc.signum) from None
 
 
 def keys(
@@ -60,28 +82,33 @@ def coordinator(
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
     from mpsl.cli.run import apply_plan, describe, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
+    from mpsl.deploy.signals import deferred
     from mpsl.deploy.transport import ZmqTransport
 
     job = load_job(config, options)
     refuse_schedule(job)
     console = Console(stderr=True)
-    cfg = apply_plan(job, console)
-    deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
-    transport = ZmqTransport(
-        "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
-    )
-    console.print(
-        f"[bold]MP-SL coordinator[/] at {transport.address}: {describe(cfg, deployment.cuts)}"
-    )
-    console.print(f"waiting for {', '.join(deployment.members)}")
+    with exit_on_signals(
+        "the coordinator", "the run did not complete (the registered members were told to stop)"
+    ):
+        cfg = apply_plan(job, console)
+        deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
+        transport = ZmqTransport(
+            "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
+        )
+        console.print(
+            f"[bold]MP-SL coordinator[/] at {transport.address}: {describe(cfg, deployment.cuts)}"
+        )
+        console.print(f"waiting for {', '.join(deployment.members)}")
 
-    def on_member(name: str, address: str, done: int, total: int) -> None:
-        console.print(f"registered {name} at {address} ({done}/{total})")
+        def on_member(name: str, address: str, done: int, total: int) -> None:
+            console.print(f"registered {name} at {address} ({done}/{total})")
 
-    try:
-        train(cfg, job.out, console, lambda p, r: deployment.run(transport, p, r, on_member))
-    finally:
-        transport.close()
+        try:
+            train(cfg, job.out, console, lambda p, r: deployment.run(transport, p, r, on_member))
+        finally:
+            with deferred():
+                transport.close()
 
 
 def _role(
@@ -93,6 +120,7 @@ def _role(
     listen: str,
     advertise: str | None,
     threads: int | None,
+    wait: float,
     data_path: str | None = None,
 ) -> None:
     from mpsl.deploy.role import Role, RoleOptions
@@ -101,9 +129,10 @@ def _role(
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
     options = RoleOptions(
-        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role)
+        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role), wait
     )
-    Role(options).run()
+    with exit_on_signals(name, "the run did not complete (the coordinator was told, if reachable)"):
+        Role(options).run()
 
 
 def compute_node(
@@ -116,9 +145,10 @@ def compute_node(
     listen: Listen = "tcp://0.0.0.0:*",
     advertise: Advertise = None,
     threads: Threads = None,
+    wait: Wait = 600.0,
 ) -> None:
     """Serve one middle part (one instance per data owner) for the coordinator's run."""
-    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads, wait)
 
 
 def aggregator(
@@ -129,9 +159,10 @@ def aggregator(
     advertise: Advertise = None,
     threads: Threads = None,
     name: Annotated[str, typer.Option(help="Member name (and key name).")] = "aggregator",
+    wait: Wait = 600.0,
 ) -> None:
     """Average the data owners' first and last parts (FedAvg) every round."""
-    _role("aggregator", name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("aggregator", name, coordinator, keys, insecure, listen, advertise, threads, wait)
 
 
 def data_owner(
@@ -143,9 +174,12 @@ def data_owner(
     advertise: Advertise = None,
     threads: Threads = None,
     data_path: Annotated[str | None, typer.Option(help="This device's dataset directory.")] = None,
+    wait: Wait = 600.0,
 ) -> None:
     """Train the first and last parts on this device's data; labels never leave it."""
-    _role("data-owner", name, coordinator, keys, insecure, listen, advertise, threads, data_path)
+    _role(
+        "data-owner", name, coordinator, keys, insecure, listen, advertise, threads, wait, data_path
+    )
 
 
 def _credentials(keys: Path | None, insecure: bool, name: str) -> Any:

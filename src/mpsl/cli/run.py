@@ -44,6 +44,7 @@ def run(
     console = Console(stderr=True, quiet=quiet)
     cfg = apply_plan(job, console)
     if engine == "processes":
+        from mpsl.cli.deploy import exit_on_signals
         from mpsl.deploy.launch import run_processes
 
         refuse_schedule(job)
@@ -52,7 +53,8 @@ def run(
             console.print(f"registered {name} at {address} ({done}/{total})")
 
         console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
-        train(cfg, job.out, console, lambda p, r: run_processes(cfg, p, r, on_member))
+        with exit_on_signals("the run", "every member process was stopped"):
+            train(cfg, job.out, console, lambda p, r: run_processes(cfg, p, r, on_member))
         return
     assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
     scheduling = "threads" if engine == "threads" else "cooperative"
