@@ -20,13 +20,16 @@ import pytest
 from deploy_helpers import alive, children, cli, members_of, option_of, small_config, wait_for
 
 from mpsl.deploy import role as role_module
+from mpsl.deploy.control import abort, abort_reason, end_of_run
 from mpsl.deploy.coordinator import DeploymentCoordinator
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.launch import run_processes
 from mpsl.deploy.role import Role, RoleOptions
 from mpsl.deploy.signals import Interrupted, deferred, interruptible
 from mpsl.deploy.transport import ZmqTransport
+from mpsl.deploy.wire import decode, encode
 from mpsl.errors import RuntimeFailure
+from mpsl.runtime.messages import Kind, Message
 from mpsl.tasks import COORDINATOR
 
 BOUND_S = 20.0
@@ -327,3 +330,14 @@ def test_signals_raise_once_and_wait_out_deferred_blocks():
             os.kill(os.getpid(), signal.SIGTERM)  # while stopping: ignored
             time.sleep(0.1)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_says_whether_the_run_completed():
+    def wired(msg):
+        return decode(encode(msg))
+
+    assert abort_reason(wired(end_of_run("coordinator"))) is None
+    assert abort_reason(wired(abort("coordinator", "node2 vanished"))) == "node2 vanished"
+    long = abort_reason(wired(abort("coordinator", "x" * 10_000)))  # fits the wire's limit
+    assert long is not None and long.endswith("...") and len(long) <= 4096
+    assert abort_reason(Message(Kind.STOP, "coordinator")) == "no reason given"

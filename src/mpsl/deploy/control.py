@@ -133,7 +133,7 @@ def heartbeat(sender: str) -> Control:
     return Control(ControlKind.HEARTBEAT, sender)
 
 
-# A STOP's text travels in the wire header, which holds at most 4,096 characters of it.
+# The text of a STOP or an ERROR travels in the wire header, at most 4,096 characters of it.
 MAX_REASON = 2000
 
 
@@ -144,9 +144,12 @@ def end_of_run(sender: str) -> Message:
 
 def abort(sender: str, reason: str) -> Message:
     """The coordinator's STOP of a run that did not complete, saying why."""
-    if len(reason) > MAX_REASON:
-        reason = reason[: MAX_REASON - 3] + "..."
-    return Message(Kind.STOP, sender, text=f"{StopReason.ABORTED.value}: {reason}")
+    return Message(Kind.STOP, sender, text=f"{StopReason.ABORTED.value}: {clip(reason)}")
+
+
+def clip(reason: str) -> str:
+    """``reason``, cut to fit a message's text."""
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
 def abort_reason(stop: Message) -> str | None:
@@ -156,4 +159,4 @@ def abort_reason(stop: Message) -> str | None:
     head, _, reason = stop.text.partition(": ")
     if head == StopReason.ABORTED.value and reason:
         return reason
-    return f"a stop without a reason ({stop.text!r})" if stop.text else "a stop without a reason"
+    return stop.text or "no reason given"

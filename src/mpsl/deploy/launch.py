@@ -82,7 +82,7 @@ def run_processes(
                 if watch.is_alive():
                     watch.join()
                 _stop(children, grace_s=timeout_s if completed else ABORT_GRACE_S)
-                transport.close()
+                transport.close(linger_s=0)  # every member is gone: nothing left to deliver
 
 
 def _watch(

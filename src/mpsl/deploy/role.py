@@ -30,6 +30,7 @@ from mpsl.deploy.control import (
     ControlKind,
     Metrics,
     abort_reason,
+    clip,
     ready,
     registration,
 )
@@ -176,7 +177,7 @@ class Role:
     def _leave(self, exc: BaseException) -> None:
         """Tell the coordinator that this member stops, and why (best effort)."""
         role = self.options.role.value if self.options.role else "member"
-        text = f"{role} {self.options.name} stopped: {str(exc) or type(exc).__name__}"
+        text = clip(f"{role} {self.options.name} stopped: {str(exc) or type(exc).__name__}")
         with deferred():
             try:
                 self.transport.send(COORDINATOR, Message(Kind.ERROR, self.options.name, text=text))
