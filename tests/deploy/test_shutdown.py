@@ -222,6 +222,7 @@ def test_a_member_that_leaves_before_the_run_begins_can_come_back(deployment, ca
         for name in members:
             dep.start_member(name)  # owner1 again, at another port
         thread.join(60)
+    dep.join()
     assert result and len(result[0].rounds) == 1
     assert "member owner1 stopped: stopped by its operator; waiting for it" in caplog.text
 
