@@ -331,6 +331,18 @@ def test_signals_raise_once_and_wait_out_deferred_blocks():
             os.kill(os.getpid(), signal.SIGTERM)  # while stopping: ignored
             time.sleep(0.1)
     assert signal.getsignal(signal.SIGTERM) is before
+    # On its own (whoever handles signals outside), a deferred block holds them too.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ran_to_its_end = False
+    try:
+        with pytest.raises(Interrupted), deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            ran_to_its_end = True
+        assert ran_to_its_end
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_stop_says_whether_the_run_completed():

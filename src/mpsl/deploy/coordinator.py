@@ -110,7 +110,8 @@ class DeploymentCoordinator:
                 self.transport.send(member, end_of_run(COORDINATOR))
             links, memory = self._collect(events)
         except BaseException as exc:
-            self._abort(str(exc) or type(exc).__name__)
+            interrupted = isinstance(exc, KeyboardInterrupt)  # SIGINT, or SIGTERM (signals.py)
+            self._abort(str(exc) or ("interrupted" if interrupted else type(exc).__name__))
             raise
         finally:
             self._stop.set()

@@ -177,7 +177,8 @@ class Role:
     def _leave(self, exc: BaseException) -> None:
         """Tell the coordinator that this member stops, and why (best effort)."""
         role = self.options.role.value if self.options.role else "member"
-        text = clip(f"{role} {self.options.name} stopped: {str(exc) or type(exc).__name__}")
+        why = str(exc) or ("interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc))
+        text = clip(f"{role} {self.options.name} stopped: {why}")
         with deferred():
             try:
                 self.transport.send(COORDINATOR, Message(Kind.ERROR, self.options.name, text=text))
