@@ -1,6 +1,6 @@
 """Deployments over loopback: every role its own process (or thread), same result as in-process."""
 
-import time
+import threading
 
 import pytest
 import torch
@@ -138,15 +138,21 @@ def test_label_privacy_audit(deployment):
 class Silent(Role):
     """A member that registers and gets ready, then never speaks again (a crashed host)."""
 
+    released = threading.Event()
+
     def _serve(self, worker, heartbeat_s, timeout_s):
-        time.sleep(60)
+        self.released.wait(60)
 
 
 def test_a_vanished_member_ends_the_run_with_a_clear_error(deployment):
     dep = deployment(timeout_s=1.5)
     dep.start_member("node2", Silent)
-    with pytest.raises(RuntimeFailure, match=r"compute-node node2 at tcp://.* vanished"):
-        dep.run(skip=("node2",))
+    try:
+        with pytest.raises(RuntimeFailure, match=r"compute-node node2 at tcp://.* vanished"):
+            dep.run(skip=("node2",))
+    finally:
+        Silent.released.set()  # no member thread outlives the test
+        dep.join()
 
 
 def test_member_names_are_checked():

@@ -50,7 +50,8 @@ def test_an_interrupted_run_resumed_ends_with_the_weights_of_an_uninterrupted_on
 
     monkeypatch.setattr(Coordinator, "run_round", crash_in_round_3)
     code, _, err = run(["run", *common, "--out", str(cut)], monkeypatch, capsys)
-    assert code == 2 and "interrupted after 2 completed round(s)" in err
+    assert code == 130 and "the run was interrupted by SIGINT" in err
+    assert "2 completed round(s) are checkpointed" in err
     assert f"--resume {cut}" in err
     checkpoint = RunDir.open(cut).latest()
     assert checkpoint is not None and checkpoint.completed == 2

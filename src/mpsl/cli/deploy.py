@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mpsl.cli.exits import exit_on_signals
 from mpsl.cli.job import FIELDS, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command
 from mpsl.deploy.address import parse_address, parse_host
@@ -29,6 +30,13 @@ Advertise = Annotated[
     str | None, typer.Option(help="Host name or IP that peers use to reach this process.")
 ]
 Threads = Annotated[int | None, typer.Option(help="torch threads of this process.")]
+Wait = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait for the coordinator's assignment (it comes once every member has "
+        "registered)."
+    ),
+]
 
 
 def keys(
@@ -66,38 +74,44 @@ def coordinator(
     from mpsl.deploy.transport import ZmqTransport
     from mpsl.runtime.coordinator import Progress, RoundResult
     from mpsl.runtime.engine import RunResult
+    from mpsl.signals import deferred
     from mpsl.store.rundir import RunDir
 
     _check_addresses(listen, advertise)
     job = load_job(config, options)
     refuse_schedule(job)
     console = Console(stderr=True)
-    cfg = apply_plan(job, console)
-    deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
-    transport = ZmqTransport(
-        "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
-    )
-    try:
-        run_dir = RunDir.create(job.out, deployment.config)
-    except BaseException:
-        transport.close()
-        raise
-    recorder = Recorder(run_dir, model=deployment.setup.model, job=provenance(job))
-    console.print(
-        f"[bold]MP-SL coordinator[/] at {transport.address}: {describe(cfg, deployment.cuts)}"
-    )
-    console.print(f"waiting for {', '.join(deployment.members)}")
+    recorder: Recorder | None = None
 
-    def on_member(name: str, address: str, done: int, total: int) -> None:
-        console.print(f"registered {name} at {address} ({done}/{total})")
+    def kept() -> str:
+        told = "the run did not complete (the registered members were told to stop)"
+        return f"{told}; {recorder.kept()}" if recorder is not None else told
 
-    def rounds(progress: Progress, on_round: Callable[[RoundResult], None]) -> RunResult:
-        return deployment.run(transport, progress, on_round, on_member)
+    with exit_on_signals("the coordinator", kept):
+        cfg = apply_plan(job, console)
+        deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
+        transport = ZmqTransport(
+            "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
+        )
+        try:
+            run_dir = RunDir.create(job.out, deployment.config)
+            recorder = Recorder(run_dir, model=deployment.setup.model, job=provenance(job))
+            console.print(
+                f"[bold]MP-SL coordinator[/] at {transport.address}: "
+                f"{describe(cfg, deployment.cuts)}"
+            )
+            console.print(f"waiting for {', '.join(deployment.members)}")
 
-    try:
-        train(cfg, console, rounds, recorder)
-    finally:
-        transport.close()
+            def on_member(name: str, address: str, done: int, total: int) -> None:
+                console.print(f"registered {name} at {address} ({done}/{total})")
+
+            def rounds(progress: Progress, on_round: Callable[[RoundResult], None]) -> RunResult:
+                return deployment.run(transport, progress, on_round, on_member)
+
+            train(cfg, console, rounds, recorder)
+        finally:
+            with deferred():
+                transport.close()
 
 
 def _role(
@@ -109,6 +123,7 @@ def _role(
     listen: str,
     advertise: str | None,
     threads: int | None,
+    wait: float,
     data_path: str | None = None,
 ) -> None:
     from mpsl.deploy.role import Role, RoleOptions
@@ -118,9 +133,10 @@ def _role(
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
     options = RoleOptions(
-        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role)
+        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role), wait
     )
-    Role(options).run()
+    with exit_on_signals(name, "the run did not complete (the coordinator was told, if reachable)"):
+        Role(options).run()
 
 
 def compute_node(
@@ -133,9 +149,10 @@ def compute_node(
     listen: Listen = "tcp://0.0.0.0:*",
     advertise: Advertise = None,
     threads: Threads = None,
+    wait: Wait = 600.0,
 ) -> None:
     """Serve one middle part (one instance per data owner) for the coordinator's run."""
-    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads, wait)
 
 
 def aggregator(
@@ -146,9 +163,10 @@ def aggregator(
     advertise: Advertise = None,
     threads: Threads = None,
     name: Annotated[str, typer.Option(help="Member name (and key name).")] = "aggregator",
+    wait: Wait = 600.0,
 ) -> None:
     """Average the data owners' first and last parts (FedAvg) every round."""
-    _role("aggregator", name, coordinator, keys, insecure, listen, advertise, threads)
+    _role("aggregator", name, coordinator, keys, insecure, listen, advertise, threads, wait)
 
 
 def data_owner(
@@ -160,9 +178,12 @@ def data_owner(
     advertise: Advertise = None,
     threads: Threads = None,
     data_path: Annotated[str | None, typer.Option(help="This device's dataset directory.")] = None,
+    wait: Wait = 600.0,
 ) -> None:
     """Train the first and last parts on this device's data; labels never leave it."""
-    _role("data-owner", name, coordinator, keys, insecure, listen, advertise, threads, data_path)
+    _role(
+        "data-owner", name, coordinator, keys, insecure, listen, advertise, threads, wait, data_path
+    )
 
 
 def _check_addresses(listen: str, advertise: str | None, coordinator: str | None = None) -> None:

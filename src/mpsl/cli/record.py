@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
 
-from mpsl.errors import RuntimeFailure
 from mpsl.report.summary import write_run
 from mpsl.runtime.coordinator import RoundResult
 from mpsl.runtime.engine import RunResult
@@ -60,6 +57,16 @@ class Recorder:
             self.chart = self.chart or records  # the first round trained here, for the chart
             self.run_dir.append_events(records)
 
+    def kept(self) -> str:
+        """What an interruption leaves: the completed rounds and how to go on from them."""
+        kept, where = len(self.rounds), self.out
+        if kept and self.model is not None:
+            return (
+                f"{kept} completed round(s) are checkpointed in {where}: "
+                f"continue with mpsl run --resume {where}"
+            )
+        return f"{kept} completed round(s), nothing to resume in {where}"
+
     def finish(self, result: RunResult) -> RunResult:
         """Write what is left of the log, the report and the trained model."""
         if self.events is None:
@@ -80,24 +87,3 @@ class Recorder:
             dataset=result.config.dataset,
         )
         return result
-
-
-@contextlib.contextmanager
-def interruptible(recorder: Recorder) -> Iterator[None]:
-    """Ctrl-C or SIGTERM stops the run with an error that says what was kept and how to go on."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    except KeyboardInterrupt:
-        kept = len(recorder.rounds)
-        where = recorder.out
-        raise RuntimeFailure(
-            f"interrupted after {kept} completed round(s); "
-            + (
-                f"they are checkpointed in {where}: continue with mpsl run --resume {where}"
-                if kept and recorder.model is not None
-                else f"nothing to resume in {where}"
-            )
-        ) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mpsl.cli.exits import exit_on_signals
 from mpsl.cli.job import FIELDS, JobConfig, load_job, refuse_schedule
 from mpsl.cli.options import ConfigFile, field_command, flags
-from mpsl.cli.record import interruptible
 from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
 
@@ -81,7 +81,9 @@ def run(
 
         console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
         recorder = Recorder(run_dir, job=provenance(job))
-        train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), recorder)
+        stopped = "every member process was stopped"
+        with exit_on_signals("the run", lambda: f"{stopped}; {recorder.kept()}"):
+            train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), recorder)
         return
     assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
     scheduling = "threads" if engine == "threads" else "cooperative"
@@ -97,7 +99,8 @@ def run(
         run_dir, model=local.model, events=local.events, previous=previous, job=provenance(job)
     )
     console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
-    train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
+    with exit_on_signals("the run", recorder.kept):
+        train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
 
 
 def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:
@@ -155,8 +158,7 @@ def train(
                 f"accuracy {res.accuracy:.2%}, {res.seconds:.2f} s"
             )
 
-        with interruptible(recorder):
-            result = recorder.finish(runner(progress, on_round))
+        result = recorder.finish(runner(progress, on_round))
     console.print(table)
     sent = sum(result.bytes_per_link.values())
     console.print(

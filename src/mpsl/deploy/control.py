@@ -4,6 +4,10 @@ The runtime's roles exchange ``runtime.messages.Message`` (tensors, rounds, erro
 nothing of this. A deployment adds registration, the assignment, readiness, heartbeats and the
 final metrics; each is a ``Control`` with a pydantic body, validated on decode like every file
 format (``deploy/wire.py`` carries the body as a JSON frame).
+
+STOP is the runtime's own message (every role serves until it), but a member must tell the end of
+a complete run (report the metrics, exit 0) from an aborted one (exit non-zero, saying why); the
+coordinator says which in the STOP's text (``end_of_run``, ``abort``, ``abort_reason``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.layout import RoleKind
+from mpsl.runtime.messages import Kind, Message
 from mpsl.tasks import TaskKind, TaskRecord
 
 
@@ -26,6 +31,13 @@ class ControlKind(enum.StrEnum):
     READY = "ready"  # member -> coordinator: built my part, waiting for rounds
     HEARTBEAT = "heartbeat"  # both ways, every heartbeat period: I am alive
     METRICS = "metrics"  # member -> coordinator after STOP: task records, memory, traffic
+
+
+class StopReason(enum.StrEnum):
+    """Why the coordinator sends STOP: the first word of the STOP's text."""
+
+    COMPLETE = "complete"  # after the last round: report the metrics and exit
+    ABORTED = "aborted"  # the run failed or was interrupted; the rest of the text says why
 
 
 class _Body(BaseModel):
@@ -136,3 +148,32 @@ def ready(sender: str) -> Control:
 def heartbeat(sender: str) -> Control:
     """A heartbeat."""
     return Control(ControlKind.HEARTBEAT, sender)
+
+
+# The text of a STOP or an ERROR travels in the wire header, at most 4,096 characters of it.
+MAX_REASON = 2000
+
+
+def end_of_run(sender: str) -> Message:
+    """The coordinator's STOP after the last round."""
+    return Message(Kind.STOP, sender, text=StopReason.COMPLETE.value)
+
+
+def abort(sender: str, reason: str) -> Message:
+    """The coordinator's STOP of a run that did not complete, saying why."""
+    return Message(Kind.STOP, sender, text=f"{StopReason.ABORTED.value}: {clip(reason)}")
+
+
+def clip(reason: str) -> str:
+    """``reason``, cut to fit a message's text."""
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+
+
+def abort_reason(stop: Message) -> str | None:
+    """None when ``stop`` ends a complete run, else why the run was aborted."""
+    if stop.text == StopReason.COMPLETE.value:
+        return None
+    head, _, reason = stop.text.partition(": ")
+    if head == StopReason.ABORTED.value and reason:
+        return reason
+    return stop.text or "no reason given"

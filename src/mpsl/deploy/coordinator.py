@@ -6,6 +6,12 @@ sends each its assignment, then runs the rounds with the same Coordinator as the
 Heartbeats go both ways (``liveness.py``); a member that falls silent ends the run with an error
 naming it, instead of a hang. At the end every member reports its task records and memory, for
 the usual run report.
+
+Every way a run can end is said to the members in the STOP's text (``control.end_of_run``, or
+``control.abort`` with the reason: a failure, a silent or departed member, SIGINT/SIGTERM), so that
+a member of an aborted run exits non-zero saying why. A member that leaves before the run begins
+(its ERROR, e.g. it was interrupted) is forgotten, and may register again; once the run has begun,
+any ERROR ends it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from mpsl.deploy.control import Assignment, Control, ControlKind, Metrics, Registration, Route
+from mpsl.deploy.control import (
+    Assignment,
+    Control,
+    ControlKind,
+    Metrics,
+    Registration,
+    Route,
+    abort,
+    end_of_run,
+    heartbeat,
+)
 from mpsl.deploy.gate import CoordinatorGate
 from mpsl.deploy.liveness import Liveness
 from mpsl.deploy.transport import ZmqTransport
@@ -27,6 +43,7 @@ from mpsl.runtime.engine import RunResult
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.setup import RunSetup, build_coordinator
+from mpsl.signals import deferred
 from mpsl.tasks import COORDINATOR
 
 log = logging.getLogger(__name__)
@@ -55,6 +72,11 @@ class DeploymentCoordinator:
         self.routes: dict[str, Route] = {}
         self._stop = threading.Event()
         self._ready = threading.Event()  # every member built its part: silence now means trouble
+        # The last round is done and the members were told to stop: a member may exit now.
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+        self._inbox: ZmqTransport | None = None  # the transport, once the run has one
+        self._failure: str | None = None
 
     def run(
         self,
@@ -66,11 +88,15 @@ class DeploymentCoordinator:
         """Register everyone over ``transport``, train the configured rounds, collect metrics."""
         self.transport = transport
         transport.gate = CoordinatorGate(self.layout)
-        self._register(on_member)
+        with self._lock:
+            self._inbox = transport
+            if self._failure is not None:
+                transport.inject(Message(Kind.ERROR, COORDINATOR, text=self._failure))
         watch = threading.Thread(target=self._watch, name="heartbeats", daemon=True)
         results: list[RoundResult] = []
         events = EventLog()
         try:
+            self._register(on_member)
             watch.start()
             self._assign(time.time() - events.now())
             self._ready.set()
@@ -79,20 +105,36 @@ class DeploymentCoordinator:
                 results.append(coordinator.run_round(r, progress))
                 if on_round:
                     on_round(results[-1])
-            coordinator.stop(self.members)
+            self.finished.set()
+            for member in self.members:
+                self.transport.send(member, end_of_run(COORDINATOR))
             links, memory = self._collect(events)
-        except BaseException:
-            self._abort()
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)  # SIGINT, or SIGTERM (signals.py)
+            self._abort(str(exc) or ("interrupted" if interrupted else type(exc).__name__))
             raise
         finally:
             self._stop.set()
         model = self.setup.model
         return RunResult(self.config, self.cuts, results, events, links, memory, model)
 
+    def fail(self, text: str) -> None:
+        """End the run now with ``text``; from any thread (the launcher's watch on processes)."""
+        with self._lock:
+            self._failure = text
+            if self._inbox is not None:
+                self._inbox.inject(Message(Kind.ERROR, COORDINATOR, text=text))
+
     def _register(self, on_member: OnMember | None) -> None:
         deadline = time.monotonic() + self.wait_s
         while len(self.routes) < len(self.members):
-            msg = self._next(deadline, "registrations", set(self.members) - set(self.routes))
+            waiting = set(self.members) - set(self.routes)
+            msg = self._next(deadline, "registrations", waiting, member_errors=False)
+            if msg.kind is Kind.ERROR:  # a member left before the run began
+                assert isinstance(msg, Message)
+                log.warning("%s; waiting for it to register again", msg.text)
+                self.routes.pop(msg.sender, None)
+                continue
             if msg.kind is not ControlKind.REGISTER:
                 log.warning("ignored %s from %s before the run", msg.kind.value, msg.sender)
                 continue
@@ -109,6 +151,8 @@ class DeploymentCoordinator:
             key = creds.public_key_of(msg.sender) if creds else None
             self.transport.add_route(msg.sender, msg.body.address, key)
             self.routes[msg.sender] = Route(address=msg.body.address, public_key=key)
+            # The member hears that it is registered (and waits for the others, not for us).
+            self.transport.send(msg.sender, heartbeat(COORDINATOR))
             if on_member:
                 on_member(msg.sender, msg.body.address, len(self.routes), len(self.members))
 
@@ -128,9 +172,6 @@ class DeploymentCoordinator:
         deadline = time.monotonic() + self.wait_s
         while waiting:
             msg = self._next(deadline, "members to get ready", waiting)
-            if msg.kind is Kind.ERROR:
-                assert isinstance(msg, Message)
-                raise RuntimeFailure(msg.text)
             if msg.kind is ControlKind.READY:
                 waiting.discard(msg.sender)
 
@@ -168,18 +209,27 @@ class DeploymentCoordinator:
                 memory[msg.sender] = msg.body.peak_memory_bytes
         return dict(sorted(links.items())), memory
 
-    def _abort(self) -> None:
-        for member in self.routes:
-            try:
-                self.transport.send(member, Message(Kind.STOP, COORDINATOR))
-            except Exception:  # best effort: the run is failing already
-                log.debug("could not stop %s", member, exc_info=True)
+    def _abort(self, reason: str) -> None:
+        """Tell every registered member that the run is over, and why."""
+        with deferred():  # a signal now must not cut the others off
+            for member in self.routes:
+                try:
+                    self.transport.send(member, abort(COORDINATOR, reason))
+                except Exception:  # best effort: the run is failing already
+                    log.debug("could not stop %s", member, exc_info=True)
 
-    def _next(self, deadline: float, what: str, waiting: set[str]) -> Packet:
+    def _next(
+        self, deadline: float, what: str, waiting: set[str], member_errors: bool = True
+    ) -> Packet:
+        """The next message; an ERROR raises (a member's is returned unless ``member_errors``)."""
         try:
-            return self.transport.recv_packet(timeout=max(0.0, deadline - time.monotonic()))
+            msg = self.transport.recv_packet(timeout=max(0.0, deadline - time.monotonic()))
         except TransportTimeout:
             missing = [m for m in self.members if m in waiting]
             raise RuntimeFailure(
                 f"timed out waiting for {what}; not heard from: {', '.join(missing)}"
             ) from None
+        if msg.kind is Kind.ERROR and (member_errors or msg.sender == COORDINATOR):
+            assert isinstance(msg, Message)
+            raise RuntimeFailure(msg.text)
+        return msg

@@ -2,14 +2,23 @@
 
 The same deployment as on many hosts (keys, registration, heartbeats), all on this machine: the
 coordinator runs in this process, every other member is started as ``python -m mpsl <role>``.
+
+The launcher watches its children while the run goes on: one that exits before the run ends fails
+the run at once, naming it and how it ended (no waiting for the heartbeat timeout). Whatever way
+the run ends (done, failed, or SIGINT/SIGTERM under ``signals.py``), every child is
+stopped and reaped, and the temporary keys directory removed, before ``run_processes`` returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
@@ -19,8 +28,13 @@ from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.engine import RunResult
 from mpsl.runtime.layout import RoleKind
+from mpsl.signals import deferred
 
 log = logging.getLogger(__name__)
+
+WATCH_S = 0.2  # how often the launcher looks at its children
+ABORT_GRACE_S = 3.0  # after a failed run: time for members to stop on the coordinator's STOP
+TERM_GRACE_S = 5.0  # after SIGTERM: time for a member to exit before SIGKILL
 
 
 def run_processes(
@@ -40,7 +54,12 @@ def run_processes(
             create_keys(keys, ["coordinator", *coordinator.members])
             credentials = load_credentials(keys, "coordinator")
         transport = ZmqTransport("coordinator", "tcp://127.0.0.1:*", credentials)
-        procs: list[subprocess.Popen[bytes]] = []
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        stop_watching = threading.Event()
+        watch = threading.Thread(
+            target=_watch, args=(children, coordinator, stop_watching), name="children", daemon=True
+        )
+        completed = False
         try:
             for member in coordinator.members:
                 role = coordinator.layout.role_of(member)
@@ -48,15 +67,71 @@ def run_processes(
                 cmd += ["--coordinator", transport.address, "--listen", "tcp://127.0.0.1:*"]
                 cmd += ["--keys", keys] if secure else ["--insecure"]
                 cmd += ["--threads", str(threads)] if threads else []
+                cmd += ["--wait", str(coordinator.wait_s)]
                 if config.data_path and role is RoleKind.DATA_OWNER:
                     cmd += ["--data-path", config.data_path]
-                procs.append(subprocess.Popen(cmd))
-            return coordinator.run(transport, progress, on_round, on_member)
+                with deferred():  # a child started is a child noted, whatever signal comes
+                    children[member] = subprocess.Popen(cmd)
+            watch.start()
+            result = coordinator.run(transport, progress, on_round, on_member)
+            completed = True
+            return result
         finally:
-            for p in procs:
-                try:
-                    p.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    log.warning("member process %d did not exit; killing it", p.pid)
-                    p.kill()
-            transport.close()
+            with deferred():
+                stop_watching.set()
+                if watch.is_alive():
+                    watch.join()
+                _stop(children, grace_s=timeout_s if completed else ABORT_GRACE_S)
+                transport.close(linger_s=0)  # every member is gone: nothing left to deliver
+
+
+def _watch(
+    children: dict[str, subprocess.Popen[bytes]],
+    coordinator: DeploymentCoordinator,
+    stop: threading.Event,
+) -> None:
+    """Until ``stop``: the first child that exits before the run ends fails the run."""
+    while not stop.wait(WATCH_S):
+        for member, proc in children.items():
+            code = proc.poll()
+            if code is None or (code == 0 and coordinator.finished.is_set()):
+                continue
+            role = coordinator.layout.role_of(member).value
+            coordinator.fail(
+                f"{role} {member} (process {proc.pid}) {_how(code)} before the run ended; "
+                "stopping the run"
+            )
+            return
+
+
+def _how(code: int) -> str:
+    """How a process ended, from its return code."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]], grace_s: float) -> None:
+    """Let every child exit within ``grace_s``, then SIGTERM, then SIGKILL; reap them all."""
+    running = _wait(children, grace_s)
+    for member, proc in running.items():
+        log.info("stopping %s (process %d)", member, proc.pid)
+        proc.terminate()
+    for member, proc in _wait(running, TERM_GRACE_S).items():
+        log.warning("%s (process %d) did not exit; killing it", member, proc.pid)
+        proc.kill()
+        proc.wait()
+
+
+def _wait(
+    children: dict[str, subprocess.Popen[bytes]], seconds: float
+) -> dict[str, subprocess.Popen[bytes]]:
+    """The children still running after waiting up to ``seconds`` for all of them."""
+    deadline = time.monotonic() + seconds
+    for proc in children.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    return {m: p for m, p in children.items() if p.poll() is None}

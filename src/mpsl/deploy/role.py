@@ -3,6 +3,13 @@
 The role objects are the in-process engine's own (ComputeNode, DataOwner, Aggregator); only the
 transport differs. The process knows nothing but the coordinator's address: its routes, the run
 config and the cuts arrive in the coordinator's ASSIGN message.
+
+A member says what it waits for (every ``NOTE_S`` seconds, and when it gives up after ``wait_s``):
+nothing answers at the coordinator's address, the coordinator refused our key, or we are
+registered and the others are not yet. A refused key or a coordinator that speaks another
+mechanism ends the wait at once. ``run`` returns only when the run completed: a STOP that aborts
+the run, a coordinator gone silent, a signal (``signals.py``) or any failure raise, after
+telling the coordinator when the failure is this member's own.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import zmq
 
 from mpsl.deploy.address import is_wildcard as _wildcard
 from mpsl.deploy.address import local_ip_toward
@@ -23,6 +31,8 @@ from mpsl.deploy.control import (
     ControlKind,
     Metrics,
     Record,
+    abort_reason,
+    clip,
     ready,
     registration,
 )
@@ -30,16 +40,23 @@ from mpsl.deploy.gate import Gate, gate_for
 from mpsl.deploy.keys import load_credentials
 from mpsl.deploy.liveness import Liveness
 from mpsl.deploy.transport import ZmqTransport
-from mpsl.errors import ConfigError, RuntimeFailure, TransportTimeout
+from mpsl.errors import ConfigError, ProtocolError, RuntimeFailure, TransportTimeout
 from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.layout import RoleKind
-from mpsl.runtime.messages import Kind
+from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.setup import Role as Worker
 from mpsl.runtime.setup import RunSetup, build_role
+from mpsl.runtime.worker import Stopped
+from mpsl.signals import deferred
 from mpsl.tasks import COORDINATOR
 
 log = logging.getLogger(__name__)
+
+NOTE_S = 10.0  # how often a member waiting for the coordinator says what it waits for
+POLL_S = 0.25  # how often it looks at its connection to the coordinator meanwhile
+LEAVE_LINGER_S = 0.5  # a member of a failed run flushes its last word (an ERROR) this long
+HOPELESS_HANDSHAKES = 3  # handshakes failed in a row (without detail) that mean a wrong key
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,47 @@ class RoleOptions:
     data_path: str | None = None  # a data owner's own copy of the dataset
     threads: int | None = None  # torch intra-op threads
     role: RoleKind | None = None  # the role it was started as (checked against the assignment)
+    wait_s: float = 600.0  # how long to wait for the coordinator's assignment
+
+
+class _NotOurs(RuntimeFailure):
+    """A failure the coordinator need not be told of: it caused it, or it cannot hear us."""
+
+
+class _StopNoted:
+    """The member's transport as its role sees it, noting the STOP that ends the role.
+
+    The runtime's roles stop on any STOP (``runtime/worker.py``); whether it ended a complete run
+    or aborted one is in its text, which only the deployment reads (``control.abort_reason``).
+    When the member stops while its role is still at work (interrupted, coordinator gone), the
+    role's next send raises the runtime's own ``Stopped``, which ends its serve loop quietly.
+    """
+
+    def __init__(self, transport: ZmqTransport) -> None:
+        self.transport = transport
+        self.stop: Message | None = None
+        self.leaving = False  # the member stops: the role's sends end it quietly (Stopped)
+
+    def send(self, dest: str, msg: Message) -> None:
+        """Send, as the transport does; once the member is leaving, end the role instead."""
+        if self.leaving:
+            raise Stopped
+        try:
+            self.transport.send(dest, msg)
+        except (ProtocolError, zmq.ZMQError):
+            if self.leaving:  # closed under the role's feet
+                raise Stopped from None
+            raise
+
+    def recv(self, endpoint: str, timeout: float | None = None) -> Message:
+        """Receive, as the transport does; note a STOP."""
+        msg = self.transport.recv(endpoint, timeout)
+        if msg.kind is Kind.STOP:
+            self.stop = msg
+        return msg
+
+    def close(self) -> None:
+        """The member closes the transport itself."""
 
 
 class Role:
@@ -67,15 +125,21 @@ class Role:
             advertise = local_ip_toward(options.coordinator)
         self.transport = ZmqTransport(options.name, options.listen, creds, advertise, gate=Gate())
         key = creds.public_key_of(COORDINATOR) if creds else None
-        self.transport.add_route(COORDINATOR, options.coordinator, key)
+        self.transport.add_route(COORDINATOR, options.coordinator, key, monitor=True)
+        self._stops = _StopNoted(self.transport)
         self.events = EventLog()
         self._wall0 = time.time()
 
     def run(self) -> None:
-        """Register, build, serve until STOP, then send metrics; raises if the coordinator dies."""
+        """Register, build, serve until STOP, then send metrics.
+
+        Raises unless the run completed: the coordinator aborted it, went silent or cannot be
+        reached, or this member failed or was interrupted (then the coordinator is told).
+        """
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
         name = self.options.name
+        linger_s = LEAVE_LINGER_S  # what is still queued to peers of a failed run may go
         try:
             self.transport.send(
                 COORDINATOR, registration(name, self.transport.address, self.options.role)
@@ -86,26 +150,110 @@ class Role:
             self.transport.send(COORDINATOR, ready(name))
             self._serve(worker, assign.heartbeat_s, assign.timeout_s)
             self._report(worker, assign.t0_wall)
+            linger_s = 2.0  # the metrics must reach the coordinator
+        except _NotOurs:
+            raise
+        except BaseException as exc:
+            self._leave(exc)
+            raise
         finally:
-            self.transport.close()
+            self._stops.leaving = True
+            with deferred():
+                self.transport.close(linger_s)
+
+    def _leave(self, exc: BaseException) -> None:
+        """Tell the coordinator that this member stops, and why (best effort)."""
+        role = self.options.role.value if self.options.role else "member"
+        why = str(exc) or ("interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc))
+        text = clip(f"{role} {self.options.name} stopped: {why}")
+        with deferred():
+            try:
+                self.transport.send(COORDINATOR, Message(Kind.ERROR, self.options.name, text=text))
+            except Exception:  # the member is failing already
+                log.debug("could not tell the coordinator", exc_info=True)
 
     def _assignment(self) -> Assignment:
-        deadline = 600.0
-        try:
-            msg = self.transport.recv_packet(timeout=deadline)
-        except TransportTimeout:
-            raise RuntimeFailure(
-                f"{self.options.name}: no answer from the coordinator at "
-                f"{self.options.coordinator} in {deadline:.0f} s"
-            ) from None
+        msg = self._await_coordinator()
         if msg.kind is Kind.ERROR:
-            raise RuntimeFailure(f"the coordinator refused {self.options.name}: {msg.text}")
+            raise _NotOurs(f"the coordinator refused {self.options.name}: {msg.text}")
+        if msg.kind is Kind.STOP:
+            assert isinstance(msg, Message)
+            raise _NotOurs(
+                f"{self.options.name}: the coordinator stopped before the run began: "
+                f"{abort_reason(msg)}"
+            )
         if not isinstance(msg, Control) or msg.kind is not ControlKind.ASSIGN:
             raise RuntimeFailure(f"expected an assignment, got {msg.kind.value}")
         assert isinstance(msg.body, Assignment)
         for member, route in msg.body.routes.items():
             self.transport.add_route(member, route.address, route.public_key)
         return msg.body
+
+    def _await_coordinator(self) -> Control | Message:
+        """The coordinator's first answer; says what it waits for, gives up after ``wait_s``."""
+        name, wait = self.options.name, self.options.wait_s
+        start = time.monotonic()
+        note = start + NOTE_S
+        while True:
+            left = start + wait - time.monotonic()
+            if left <= 0:
+                state, _ = self._waiting_for()
+                raise RuntimeFailure(
+                    f"{name}: gave up after {wait:g} s (--wait) waiting for the coordinator: "
+                    f"{state}"
+                )
+            try:
+                return self.transport.recv_packet(timeout=min(POLL_S, left))
+            except TransportTimeout:
+                pass
+            state, hopeless = self._waiting_for()
+            if hopeless:
+                raise _NotOurs(f"{name}: {state}")
+            if time.monotonic() >= note:
+                log.info("%s: waiting for the coordinator (%.0f s): %s", name, note - start, state)
+                note += NOTE_S
+
+    def _waiting_for(self) -> tuple[str, bool]:
+        """What this member knows of the coordinator while it waits; whether waiting is hopeless."""
+        at, name = self.options.coordinator, self.options.name
+        keys = self.options.keys
+        if COORDINATOR in self.transport.last_seen:
+            return f"registered at {at}; waiting for the other members to register", False
+        shake = self.transport.handshake(COORDINATOR)
+        if shake.failure == "auth":
+            return (
+                f"the coordinator at {at} refused our CURVE key (handshake failed: "
+                f"authentication): its keys/public/{name}.key is missing or is not the public "
+                f"key of {keys}/{name}.key_secret; give every host the keys of one `mpsl keys` "
+                "run",
+                True,
+            )
+        if shake.failure == "protocol":
+            return (
+                f"{at} does not speak our security mechanism (handshake failed: protocol): one "
+                "side runs with --insecure and the other with --keys, or this is not an MP-SL "
+                "coordinator",
+                True,
+            )
+        if shake.failures >= HOPELESS_HANDSHAKES:
+            return (
+                f"the CURVE handshake with {at} failed {shake.failures} times in a row: "
+                f"{keys}/public/coordinator.key is not the public key of the coordinator "
+                "listening there (keys of another `mpsl keys` run?), or that coordinator runs "
+                "with --insecure",
+                True,
+            )
+        if shake.succeeded:
+            return f"connected to the coordinator at {at}; no answer to our registration yet", False
+        if shake.connected:
+            return f"connected to {at}; the handshake has not completed yet", False
+        if shake.retries:
+            return (
+                f"nothing answers at {at} (connection refused): is the coordinator running, at "
+                "this address?",
+                False,
+            )
+        return f"no connection to {at} yet: is the coordinator running, can we reach it?", False
 
     def _build(self, assign: Assignment) -> tuple[Worker, Gate]:
         config = assign.config
@@ -121,14 +269,17 @@ class Role:
                 f"{name} is a {role.value} in this run, not a {self.options.role.value}",
                 field="name",
             )
-        return build_role(setup, name, self.transport, self.events), gate_for(setup, name)
+        return build_role(setup, name, self._stops, self.events), gate_for(setup, name)
 
     def _serve(self, worker: Worker, heartbeat_s: float, timeout_s: float) -> None:
         done = threading.Event()
+        failed: list[BaseException] = []
 
         def serve() -> None:
             try:
                 worker.serve()
+            except BaseException as exc:  # raised in the main thread below
+                failed.append(exc)
             finally:
                 done.set()
 
@@ -136,10 +287,16 @@ class Role:
         liveness = Liveness(self.transport, [COORDINATOR], heartbeat_s, timeout_s)
         silence = liveness.watch(done)
         if silence is not None:
-            raise RuntimeFailure(
+            raise _NotOurs(
                 f"{self.options.name}: the coordinator at {self.options.coordinator} has "
                 f"been silent for {silence.seconds:.0f} s (no heartbeat); stopping"
             )
+        if failed:
+            raise failed[0]
+        assert self._stops.stop is not None  # a role returns on STOP only
+        reason = abort_reason(self._stops.stop)
+        if reason is not None:
+            raise _NotOurs(f"{self.options.name}: the coordinator aborted the run: {reason}")
 
     def _report(self, worker: Worker, t0_wall: float) -> None:
         shift = self._wall0 - t0_wall  # this log's clock started later than the coordinator's

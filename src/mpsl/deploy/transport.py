@@ -8,6 +8,10 @@ Rejected messages are logged with the peer and the reason, and dropped; the role
 Identity: with CURVE, libzmq authenticates every connection (ZAP) against the authorized public
 keys, and tags each message with the sender's key. A message whose ``sender`` field does not match
 the member its key belongs to is refused, so a data owner cannot speak for another one.
+
+A refused handshake is silent on the connecting side: ZeroMQ keeps the message and retries. A
+route opened with ``monitor=True`` watches its DEALER's socket events instead (``handshake``), so
+a member waiting for the coordinator can tell "nothing listens there" from "our key was refused".
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass, replace
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from mpsl.deploy.control import Control, ControlKind
 from mpsl.deploy.gate import Gate
@@ -37,6 +43,29 @@ MAX_AHEAD = 4096
 
 
 keep_freed_memory()  # received buffers are reused, not mapped afresh for each message
+
+# How a handshake failed, by socket event: the peer's ZAP refused our key (status 400), the peer
+# speaks another mechanism (CURVE against none), or no detail (with CURVE: the server could not
+# decrypt our hello, because the server key we were given is not its key).
+FAILURES: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "no detail",
+}
+MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+for _event in FAILURES:
+    MONITORED |= _event
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the monitor of the connection to one peer has seen so far."""
+
+    retries: int = 0  # connection attempts that failed (nothing listening, unreachable)
+    connected: bool = False  # a TCP connection was made
+    succeeded: bool = False  # a handshake succeeded (keys accepted both ways)
+    failure: str | None = None  # how the latest handshake failed: "auth", "protocol", "no detail"
+    failures: int = 0  # handshakes failed since the last success
 
 
 class ZmqTransport:
@@ -64,6 +93,8 @@ class ZmqTransport:
         self._auth: ThreadAuthenticator | None = None
         self._routes: dict[str, tuple[str, str | None]] = {}
         self._dealers: dict[str, tuple[zmq.Socket, threading.Lock]] = {}
+        self._monitored: set[str] = set()
+        self._monitors: dict[str, tuple[zmq.Socket, Handshake]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._router = self._ctx.socket(zmq.ROUTER)
@@ -100,12 +131,33 @@ class ZmqTransport:
         """True when traffic is encrypted and authenticated."""
         return self.credentials is not None
 
-    def add_route(self, endpoint: str, address: str, public_key: str | None = None) -> None:
-        """Messages for ``endpoint`` go to ``address`` (whose CURVE server key is given)."""
+    def add_route(
+        self, endpoint: str, address: str, public_key: str | None = None, monitor: bool = False
+    ) -> None:
+        """Messages for ``endpoint`` go to ``address`` (whose CURVE server key is given).
+
+        ``monitor``: watch the connection's handshakes (``handshake``); give it before the first
+        message to ``endpoint``.
+        """
         if self.secure and not public_key:
             raise ProtocolError(f"no public key for {endpoint} at {address}")
         with self._lock:
+            if self._routes.get(endpoint, (address, public_key)) != (address, public_key):
+                self._forget(endpoint)  # a member registered again: its old socket is dead
             self._routes[endpoint] = (address, public_key)
+            if monitor:
+                self._monitored.add(endpoint)
+
+    def handshake(self, endpoint: str) -> Handshake:
+        """What the monitored route to ``endpoint`` has seen of its connections and handshakes."""
+        with self._lock:
+            if endpoint not in self._monitors:
+                return Handshake()
+            monitor, state = self._monitors[endpoint]
+            while monitor.poll(0):
+                state = _seen(state, recv_monitor_message(monitor)["event"])
+            self._monitors[endpoint] = (monitor, state)
+            return state
 
     def send(self, dest: str, msg: Packet) -> None:
         """Queue ``msg`` for ``dest``; never waits for the receiver."""
@@ -147,6 +199,8 @@ class ZmqTransport:
         self._closed.set()
         self._receiver.join(timeout=1.0)
         with self._lock:
+            for dest in list(self._monitors):
+                self._unmonitor(dest)
             for socket, lock in self._dealers.values():
                 with lock:
                     socket.close(linger=int(linger_s * 1000))
@@ -156,10 +210,29 @@ class ZmqTransport:
             self._auth.stop()
         self._ctx.term()
 
+    def _forget(self, dest: str) -> None:
+        """Close the socket to ``dest`` (under ``_lock``)."""
+        self._unmonitor(dest)
+        if dest in self._dealers:
+            socket, lock = self._dealers.pop(dest)
+            with lock:
+                socket.close(linger=0)
+
+    def _unmonitor(self, dest: str) -> None:
+        """Stop watching the socket to ``dest`` (under ``_lock``)."""
+        if dest in self._monitors:
+            monitor, _ = self._monitors.pop(dest)
+            self._dealers[dest][0].disable_monitor()
+            monitor.close(linger=0)
+
     def _dealer(self, dest: str) -> tuple[zmq.Socket, threading.Lock]:
         with self._lock:
             if dest in self._dealers:
                 return self._dealers[dest]
+            if self._closed.is_set():
+                # A role thread still sending while the process stops: a socket opened now would
+                # never be closed, and the context's term() would wait for it forever.
+                raise ProtocolError(f"{self.name}: the transport is closed")
             if dest not in self._routes:
                 raise ProtocolError(f"{self.name} has no route to '{dest}'")
             address, server_key = self._routes[dest]
@@ -169,6 +242,8 @@ class ZmqTransport:
                 socket.curve_serverkey = server_key.encode()
                 socket.curve_publickey = self.credentials.identity.public.encode()
                 socket.curve_secretkey = self.credentials.identity.secret.encode()
+            if dest in self._monitored:
+                self._monitors[dest] = (socket.get_monitor_socket(MONITORED), Handshake())
             socket.connect(address)
             self._dealers[dest] = (socket, threading.Lock())
             return self._dealers[dest]
@@ -235,6 +310,21 @@ class ZmqTransport:
     def _reject(self, reason: str) -> None:
         log.warning("%s: %s", self.name, reason)
         self.rejected.append(reason)
+
+
+def _seen(state: Handshake, event: int) -> Handshake:
+    """``state`` after one socket event."""
+    if event == zmq.EVENT_CONNECT_RETRIED:
+        return replace(state, retries=state.retries + 1)
+    if event == zmq.EVENT_CONNECTED:
+        return replace(state, connected=True)
+    if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        return replace(state, succeeded=True, failure=None, failures=0)
+    if event in FAILURES:
+        # A detailed failure stays: under load the same mismatch may also end without detail.
+        detail = state.failure if FAILURES[event] == "no detail" and state.failure else None
+        return replace(state, failure=detail or FAILURES[event], failures=state.failures + 1)
+    return state
 
 
 class _KeyCheck:
