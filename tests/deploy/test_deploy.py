@@ -8,6 +8,7 @@ from deploy_helpers import small_config
 from pydantic import ValidationError
 
 from mpsl.deploy.control import ControlKind
+from mpsl.deploy.coordinator import DeploymentCoordinator
 from mpsl.deploy.launch import run_processes
 from mpsl.deploy.role import Role
 from mpsl.errors import ConfigError, RuntimeFailure
@@ -22,7 +23,7 @@ def test_equivalence_of_processes_and_in_process_engine():
     """Coordinator, 2 compute nodes, aggregator, 3 data owners as processes: same final weights."""
     cfg = small_config(rounds=2)
     local = InProcessEngine(cfg).run()
-    remote = run_processes(cfg)
+    remote = run_processes(DeploymentCoordinator(cfg))
     want, got = local.model.state_dict(), remote.model.state_dict()
     assert set(want) == set(got)
     for k in want:

@@ -70,7 +70,7 @@ def test_a_member_process_that_dies_fails_the_run_at_once():
         os.kill(members["owner2"], signal.SIGKILL)
 
     with pytest.raises(RuntimeFailure) as failure:
-        run_processes(small_config(rounds=500), on_round=on_round)
+        run_processes(DeploymentCoordinator(small_config(rounds=500)), on_round=on_round)
     assert time.monotonic() - seen["killed_at"] < BOUND_S
     assert re.search(
         r"data-owner owner2 \(process \d+\) was killed by SIGKILL before the run ended",

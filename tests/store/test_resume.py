@@ -73,6 +73,40 @@ def test_an_interrupted_run_resumed_ends_with_the_weights_of_an_uninterrupted_on
     }  # each round's log once, the crashed one redone
 
 
+def test_a_run_of_processes_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch, capsys):
+    """--engine processes checkpoints every round; resumed, it ends where one process ends."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    common = [*SMALL, "--rounds", "3", "--quiet"]
+    code, _, err = run(["run", *common, "--out", str(whole)], monkeypatch, capsys)
+    assert code == 0, err
+
+    original = Coordinator.run_round
+
+    def crash_in_round_3(self: Coordinator, r: int, progress=None):
+        if r == 2:
+            raise KeyboardInterrupt
+        return original(self, r, progress)
+
+    monkeypatch.setattr(Coordinator, "run_round", crash_in_round_3)
+    code, _, err = run(
+        ["run", *common, "--engine", "processes", "--out", str(cut)], monkeypatch, capsys
+    )
+    assert code == 130 and "every member process was stopped" in err, err
+    assert f"continue with mpsl run --resume {cut}" in err
+    monkeypatch.setattr(Coordinator, "run_round", original)
+    code, _, err = run(
+        ["run", "--resume", str(cut), "--engine", "processes"], monkeypatch, capsys
+    )
+    assert code == 0, err
+    assert f"resuming {cut} after round 2 of 3" in " ".join(err.split())
+    want, got = _weights(whole), _weights(cut)
+    assert want.keys() == got.keys()
+    for k in want:  # processes and one process agree to float rounding (test_deploy.py)
+        assert torch.allclose(want[k], got[k], atol=1e-5, rtol=0), k
+    rounds = json.loads((cut / "summary.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+
+
 def test_a_killed_process_loses_only_the_round_in_progress(tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "mpsl", "run", *SMALL, "--rounds", "30", "--out", str(out)]

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from mpsl.cli.exits import exit_on_signals
-from mpsl.cli.job import FIELDS, load_job, refuse_schedule
+from mpsl.cli.job import FIELDS
 from mpsl.cli.options import ConfigFile, field_command
 from mpsl.deploy.address import parse_address, parse_host
 from mpsl.errors import ConfigError
@@ -65,21 +65,28 @@ def coordinator(
         float, typer.Option(help="Seconds of silence after which a member counts as gone.")
     ] = 30.0,
     wait: Annotated[float, typer.Option(help="Seconds to wait for every member.")] = 600.0,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the run in this directory from its last completed round (the members "
+            "start afresh)."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a run already in --out instead of refusing.")
+    ] = False,
     **options: Any,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
     from mpsl.cli.record import Recorder
-    from mpsl.cli.run import apply_plan, describe, provenance, train
+    from mpsl.cli.run import describe, open_run, resume_point, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
     from mpsl.runtime.coordinator import Progress, RoundResult
     from mpsl.runtime.engine import RunResult
     from mpsl.signals import deferred
-    from mpsl.store.rundir import RunDir
 
     _check_addresses(listen, advertise)
-    job = load_job(config, options)
-    refuse_schedule(job)
     console = Console(stderr=True)
     recorder: Recorder | None = None
 
@@ -88,14 +95,14 @@ def coordinator(
         return f"{told}; {recorder.kept()}" if recorder is not None else told
 
     with exit_on_signals("the coordinator", kept):
-        cfg = apply_plan(job, console)
+        job, run_dir = open_run(config, options, resume, overwrite, console, one_hop=False)
+        cfg = job.run
         deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=wait)
         transport = ZmqTransport(
             "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
         )
         try:
-            run_dir = RunDir.create(job.out, deployment.config)
-            recorder = Recorder(run_dir, model=deployment.setup.model, job=provenance(job))
+            start, recorder = resume_point(run_dir, deployment.setup.model, console, job)
             console.print(
                 f"[bold]MP-SL coordinator[/] at {transport.address}: "
                 f"{describe(cfg, deployment.cuts)}"
@@ -106,7 +113,7 @@ def coordinator(
                 console.print(f"registered {name} at {address} ({done}/{total})")
 
             def rounds(progress: Progress, on_round: Callable[[RoundResult], None]) -> RunResult:
-                return deployment.run(transport, progress, on_round, on_member)
+                return deployment.run(transport, progress, on_round, on_member, start)
 
             train(cfg, console, rounds, recorder)
         finally:

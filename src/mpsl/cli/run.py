@@ -18,9 +18,13 @@ from mpsl.errors import ConfigError
 from mpsl.runtime.config import RunConfig
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from mpsl.cli.record import Recorder
     from mpsl.runtime.coordinator import RoundResult
     from mpsl.runtime.engine import RunResult
+    from mpsl.runtime.events import EventLog
+    from mpsl.store.rundir import RunDir
 
 ENGINES = ("cooperative", "threads", "processes")
 
@@ -45,16 +49,56 @@ def run(
     **options: Any,
 ) -> None:
     """Train a model with multihop parallel split learning and write the run's report."""
-    import torch
-
-    from mpsl.cli.record import Recorder
     from mpsl.runtime.engine import InProcessEngine
     from mpsl.schedule.orders import load_schedule
-    from mpsl.store.rundir import RunDir
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
     console = Console(stderr=True, quiet=quiet)
+    job, run_dir = open_run(
+        config, options, resume, overwrite, console, one_hop=engine != "processes"
+    )
+    cfg = job.run
+    if engine == "processes":
+        from mpsl.deploy.coordinator import DeploymentCoordinator
+        from mpsl.deploy.launch import run_processes
+
+        deployment = DeploymentCoordinator(cfg, timeout_s=30.0, wait_s=120.0)
+        start, recorder = resume_point(run_dir, deployment.setup.model, console, job)
+
+        def on_member(name: str, address: str, done: int, total: int) -> None:
+            console.print(f"registered {name} at {address} ({done}/{total})")
+
+        def processes(p: Callable[[int, int], None], r: Callable[[RoundResult], None]) -> RunResult:
+            return run_processes(deployment, p, r, on_member, start_round=start)
+
+        console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
+        stopped = "every member process was stopped"
+        with exit_on_signals("the run", lambda: f"{stopped}; {recorder.kept()}"):
+            train(cfg, console, processes, recorder)
+        return
+    assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
+    scheduling = "threads" if engine == "threads" else "cooperative"
+    local = InProcessEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
+    start, recorder = resume_point(run_dir, local.model, console, job, events=local.events)
+    console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
+    with exit_on_signals("the run", recorder.kept):
+        train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
+
+
+def open_run(
+    config: Path | None,
+    options: dict[str, Any],
+    resume: Path | None,
+    overwrite: bool,
+    console: Console,
+    *,
+    one_hop: bool,
+) -> tuple[JobConfig, RunDir]:
+    """The job and its run directory: the run in ``resume`` with its own config, or a new one
+    (its plan applied; a schedule refused unless the engine runs one-hop schedules)."""
+    from mpsl.store.rundir import RunDir
+
     if resume is not None:
         if config is not None or options or overwrite:
             raise ConfigError(
@@ -63,44 +107,39 @@ def run(
             )
         run_dir = RunDir.open(resume)
         job = JobConfig(run=run_dir.config(), out=resume, schedule=run_dir.schedule())
-        cfg = job.run
-    else:
-        job = load_job(config, options)
-        if engine == "processes":
+        if not one_hop:
             refuse_schedule(job)
-        cfg = apply_plan(job, console)
-        run_dir = RunDir.create(job.out, cfg, schedule=job.schedule, overwrite=overwrite)
-    if engine == "processes":
-        from mpsl.deploy.launch import run_processes
+        return job, run_dir
+    job = load_job(config, options)
+    if not one_hop:
+        refuse_schedule(job)
+    job = job.model_copy(update={"run": apply_plan(job, console)})
+    run_dir = RunDir.create(job.out, job.run, schedule=job.schedule, overwrite=overwrite)
+    return job, run_dir
 
-        if resume is not None:
-            raise ConfigError("--resume runs in one process for now", field="engine")
 
-        def on_member(name: str, address: str, done: int, total: int) -> None:
-            console.print(f"registered {name} at {address} ({done}/{total})")
+def resume_point(
+    run_dir: RunDir,
+    model: nn.Module,
+    console: Console,
+    job: JobConfig,
+    events: EventLog | None = None,
+) -> tuple[int, Recorder]:
+    """The first round to train and the run's recorder; ``model`` (and torch's RNG) as the run
+    directory's last checkpoint left them, when it has one."""
+    import torch
 
-        console.print(f"[bold]MP-SL[/] (every role a process): {describe(cfg)}")
-        recorder = Recorder(run_dir, job=provenance(job))
-        stopped = "every member process was stopped"
-        with exit_on_signals("the run", lambda: f"{stopped}; {recorder.kept()}"):
-            train(cfg, console, lambda p, r: run_processes(cfg, p, r, on_member), recorder)
-        return
-    assignment, orders = load_schedule(job.schedule) if job.schedule else (None, None)
-    scheduling = "threads" if engine == "threads" else "cooperative"
-    local = InProcessEngine(cfg, assignment=assignment, orders=orders, scheduling=scheduling)
+    from mpsl.cli.record import Recorder
+
     start, previous = 0, []
-    if resume is not None and (checkpoint := run_dir.latest()) is not None:
-        local.model.load_state_dict(checkpoint.weights())
+    if (checkpoint := run_dir.latest()) is not None:
+        model.load_state_dict(checkpoint.weights())
         if checkpoint.torch_rng is not None:
             torch.set_rng_state(checkpoint.torch_rng)
         start, previous = checkpoint.completed, checkpoint.rounds
-        console.print(f"resuming {resume} after round {start} of {cfg.rounds}")
-    recorder = Recorder(
-        run_dir, model=local.model, events=local.events, previous=previous, job=provenance(job)
-    )
-    console.print(f"[bold]MP-SL[/]: {describe(cfg, local.cuts)}")
-    with exit_on_signals("the run", recorder.kept):
-        train(cfg, console, lambda p, r: local.run(p, r, start_round=start), recorder)
+        console.print(f"resuming {run_dir.path} after round {start} of {job.run.rounds}")
+    recorder = Recorder(run_dir, model=model, events=events, previous=previous, job=provenance(job))
+    return start, recorder
 
 
 def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:

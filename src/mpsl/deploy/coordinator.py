@@ -84,8 +84,11 @@ class DeploymentCoordinator:
         progress: Progress | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
         on_member: OnMember | None = None,
+        start_round: int = 0,
     ) -> RunResult:
-        """Register everyone over ``transport``, train the configured rounds, collect metrics."""
+        """Register everyone over ``transport``, train the configured rounds from
+        ``start_round`` on (``setup.model`` holds the weights after the rounds before), collect
+        metrics."""
         self.transport = transport
         transport.gate = CoordinatorGate(self.layout)
         with self._lock:
@@ -101,7 +104,7 @@ class DeploymentCoordinator:
             self._assign(time.time() - events.now())
             self._ready.set()
             coordinator = build_coordinator(self.setup, self.transport)
-            for r in range(self.config.rounds):
+            for r in range(start_round, self.config.rounds):
                 results.append(coordinator.run_round(r, progress))
                 if on_round:
                     on_round(results[-1])

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.transport import ZmqTransport
-from mpsl.runtime.config import RunConfig
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.engine import RunResult
 from mpsl.runtime.layout import RoleKind
@@ -38,16 +37,20 @@ TERM_GRACE_S = 5.0  # after SIGTERM: time for a member to exit before SIGKILL
 
 
 def run_processes(
-    config: RunConfig,
+    coordinator: DeploymentCoordinator,
     progress: Progress | None = None,
     on_round: Callable[[RoundResult], None] | None = None,
     on_member: OnMember | None = None,
     secure: bool = True,
     threads: int | None = 1,
-    timeout_s: float = 30.0,
+    start_round: int = 0,
 ) -> RunResult:
-    """Train ``config`` with every member a separate process of this machine."""
-    coordinator = DeploymentCoordinator(config, timeout_s=timeout_s, wait_s=120)
+    """Train ``coordinator``'s run with every member a separate process of this machine.
+
+    ``start_round``: the first round to train (a resumed run; the coordinator's model holds the
+    weights after the rounds before it).
+    """
+    config = coordinator.config
     with tempfile.TemporaryDirectory(prefix="mpsl-keys-") as keys:
         credentials = None
         if secure:
@@ -73,7 +76,7 @@ def run_processes(
                 with deferred():  # a child started is a child noted, whatever signal comes
                     children[member] = subprocess.Popen(cmd)
             watch.start()
-            result = coordinator.run(transport, progress, on_round, on_member)
+            result = coordinator.run(transport, progress, on_round, on_member, start_round)
             completed = True
             return result
         finally:
@@ -81,7 +84,7 @@ def run_processes(
                 stop_watching.set()
                 if watch.is_alive():
                     watch.join()
-                _stop(children, grace_s=timeout_s if completed else ABORT_GRACE_S)
+                _stop(children, grace_s=coordinator.timeout_s if completed else ABORT_GRACE_S)
                 transport.close(linger_s=0)  # every member is gone: nothing left to deliver
 
 
