@@ -24,6 +24,7 @@ RUNTIME = {
     "model", "dataset", "data_path", "input_shape", "num_classes", "data_owners", "partition",
     "alpha", "cuts", "compute_nodes", "nodes", "rounds", "local_epochs", "batches_per_epoch",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed", "queue_policy",
+    "min_data_owners",
 }  # fmt: skip
 JOB = {"out", "plan", "profile", "cluster", "first_cut", "last_cut", "objective", "schedule"}
 
@@ -198,7 +199,7 @@ def test_the_file_is_validated_key_by_key(tmp_path):
 
 
 def test_coordinator_takes_the_run_options_and_refuses_a_schedule(monkeypatch, capsys, tmp_path):
-    seen = spy(monkeypatch, mpsl.cli.deploy)
+    seen = spy(monkeypatch, mpsl.cli.run)  # the coordinator opens its run as mpsl run does
     args = ["coordinator", "--insecure", "--hops", "3", "--rounds", "2", "--nodes", "a,b,c"]
     assert run([*args, "--out", str(tmp_path)], monkeypatch, capsys)[0] == 0
     assert seen[0].run.compute_nodes == 3 and seen[0].run.nodes == ["a", "b", "c"]

@@ -72,6 +72,7 @@ class Site:
                 owner=2,
                 round=r,
                 tensors=self.parts[1].state_dict(),
+                owners=(0, 1, 2),
             ),
         )
 

@@ -56,8 +56,8 @@ def _stop(procs: list[subprocess.Popen[bytes]], pids: dict[str, int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_member_process_that_dies_fails_the_run_at_once():
-    """SIGKILL to a member: the run fails naming it, long before the heartbeat timeout (30 s)."""
+def test_a_compute_node_process_that_dies_fails_the_run_at_once():
+    """SIGKILL to a compute node: the run fails naming it, long before the heartbeat timeout."""
     seen: dict[str, object] = {}
 
     def on_round(result):
@@ -65,15 +65,15 @@ def test_a_member_process_that_dies_fails_the_run_at_once():
             return
         members = members_of(os.getpid())
         assert len(members) == 6
-        seen["keys"] = option_of(members["owner2"], "--keys")
+        seen["keys"] = option_of(members["node1"], "--keys")
         seen["killed_at"] = time.monotonic()
-        os.kill(members["owner2"], signal.SIGKILL)
+        os.kill(members["node1"], signal.SIGKILL)
 
     with pytest.raises(RuntimeFailure) as failure:
         run_processes(DeploymentCoordinator(small_config(rounds=500)), on_round=on_round)
     assert time.monotonic() - seen["killed_at"] < BOUND_S
     assert re.search(
-        r"data-owner owner2 \(process \d+\) was killed by SIGKILL before the run ended",
+        r"compute-node node1 \(process \d+\) was killed by SIGKILL before the run ended",
         str(failure.value),
     )
     _no_leftovers()

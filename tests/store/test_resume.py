@@ -94,9 +94,7 @@ def test_a_run_of_processes_resumes_from_its_checkpoint(tmp_path: Path, monkeypa
     assert code == 130 and "every member process was stopped" in err, err
     assert f"continue with mpsl run --resume {cut}" in err
     monkeypatch.setattr(Coordinator, "run_round", original)
-    code, _, err = run(
-        ["run", "--resume", str(cut), "--engine", "processes"], monkeypatch, capsys
-    )
+    code, _, err = run(["run", "--resume", str(cut), "--engine", "processes"], monkeypatch, capsys)
     assert code == 0, err
     assert f"resuming {cut} after round 2 of 3" in " ".join(err.split())
     want, got = _weights(whole), _weights(cut)
@@ -180,3 +178,19 @@ def test_an_output_directory_is_checked_before_training(tmp_path: Path, monkeypa
     assert code == 2 and "holds no MP-SL run" in err
     code, _, err = run(["run", "--resume", str(out), "--rounds", "4"], monkeypatch, capsys)
     assert code == 2 and "its own config" in err
+
+
+def test_the_coordinator_resumes_a_run_directory_with_its_own_config(tmp_path, monkeypatch, capsys):
+    """mpsl coordinator --resume takes the run's config from its directory, nothing else."""
+    code, _, err = run(
+        ["coordinator", "--resume", str(tmp_path), "--rounds", "3"], monkeypatch, capsys
+    )
+    assert code == 2 and "give no other run option" in err
+    code, _, err = run(["coordinator", "--resume", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and f"{tmp_path} holds no MP-SL run (no run.json)" in " ".join(err.split())
+
+
+def test_a_heartbeat_timeout_of_zero_is_refused(tmp_path, monkeypatch, capsys):
+    args = ["run", *SMALL, "--engine", "processes", "--heartbeat-timeout", "0"]
+    code, _, err = run([*args, "--out", str(tmp_path / "x")], monkeypatch, capsys)
+    assert code == 2 and "field 'heartbeat_timeout': must be seconds above 0, got 0" in err

@@ -92,7 +92,7 @@ def coordinator(
 
     def kept() -> str:
         told = "the run did not complete (the registered members were told to stop)"
-        return f"{told}; {recorder.kept()}" if recorder is not None else told
+        return f"{told}; {recorder.kept('mpsl coordinator')}" if recorder is not None else told
 
     with exit_on_signals("the coordinator", kept):
         job, run_dir = open_run(config, options, resume, overwrite, console, one_hop=False)
@@ -102,7 +102,9 @@ def coordinator(
             "coordinator", listen, _credentials(keys, insecure, "coordinator"), advertise
         )
         try:
-            start, recorder = resume_point(run_dir, deployment.setup.model, console, job)
+            start, recorder = resume_point(
+                run_dir, deployment.setup.model, console, job, events=deployment.events
+            )
             console.print(
                 f"[bold]MP-SL coordinator[/] at {transport.address}: "
                 f"{describe(cfg, deployment.cuts)}"

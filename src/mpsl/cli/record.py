@@ -21,18 +21,17 @@ class Recorder:
     """After each round: a checkpoint of the global model and the round's task records on disk.
 
     ``model``: the global model the coordinator updates each round (checkpointed after every
-    round; None: no checkpoints, as for ``--engine processes`` for now).
-    ``events``: the in-process engine's log, drained every round so that it never grows with
-    the number of rounds; None where records arrive only at the end (a deployment's members
-    report theirs after the last round). ``previous``: the rounds of an earlier, resumed part.
+    round). ``events``: the log the roles' task records arrive in (the in-process engine's, or a
+    deployment's as its members report them), drained every round so that it never grows with
+    the number of rounds. ``previous``: the rounds of an earlier, resumed part.
     """
 
     def __init__(
         self,
         run_dir: RunDir,
         *,
-        model: nn.Module | None = None,
-        events: EventLog | None = None,
+        model: nn.Module,
+        events: EventLog,
         previous: Sequence[RoundResult] = (),
         job: dict[str, object] | None = None,
     ) -> None:
@@ -40,7 +39,8 @@ class Recorder:
         self.job = job or {}  # what the command did around the run (plan, schedule): provenance
         self.rounds: list[RoundResult] = list(previous)
         self.previous = len(self.rounds)
-        self.chart: list[TaskRecord] = []
+        self.chart: list[TaskRecord] = []  # the first round trained here, for the Gantt chart
+        self._chart_round: int | None = None
 
     @property
     def out(self) -> Path:
@@ -50,28 +50,29 @@ class Recorder:
     def on_round(self, result: RoundResult) -> None:
         """Checkpoint first, then the log: a crash between them loses records, never a round."""
         self.rounds.append(result)
-        if self.model is not None:
-            self.run_dir.save_checkpoint(result.round + 1, self.model, self.rounds)
-        if self.events is not None:
-            records = self.events.drain()
-            self.chart = self.chart or records  # the first round trained here, for the chart
-            self.run_dir.append_events(records)
+        self.run_dir.save_checkpoint(result.round + 1, self.model, self.rounds)
+        if self._chart_round is None:
+            self._chart_round = result.round
+        self._write_events()
 
-    def kept(self) -> str:
+    def _write_events(self) -> None:
+        records = self.events.drain()
+        self.chart += [r for r in records if r.round == self._chart_round]
+        self.run_dir.append_events(records)
+
+    def kept(self, command: str = "mpsl run") -> str:
         """What an interruption leaves: the completed rounds and how to go on from them."""
         kept, where = len(self.rounds), self.out
-        if kept and self.model is not None:
+        if kept:
             return (
                 f"{kept} completed round(s) are checkpointed in {where}: "
-                f"continue with mpsl run --resume {where}"
+                f"continue with {command} --resume {where}"
             )
         return f"{kept} completed round(s), nothing to resume in {where}"
 
     def finish(self, result: RunResult) -> RunResult:
         """Write what is left of the log, the report and the trained model."""
-        if self.events is None:
-            self.run_dir.append_events(result.events.records)
-            self.chart = list(result.events.records)
+        self._write_events()  # what came after the last round (a deployment's last reports)
         result = dataclasses.replace(
             result,
             rounds=self.rounds[: self.previous] + result.rounds,

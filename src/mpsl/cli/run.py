@@ -45,6 +45,12 @@ def run(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a run already in --out instead of refusing.")
     ] = False,
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            help="--engine processes: seconds of silence after which a member counts as gone."
+        ),
+    ] = 30.0,
     quiet: Annotated[bool, typer.Option(help="No progress bar or tables.")] = False,
     **options: Any,
 ) -> None:
@@ -63,8 +69,10 @@ def run(
         from mpsl.deploy.coordinator import DeploymentCoordinator
         from mpsl.deploy.launch import run_processes
 
-        deployment = DeploymentCoordinator(cfg, timeout_s=30.0, wait_s=120.0)
-        start, recorder = resume_point(run_dir, deployment.setup.model, console, job)
+        deployment = DeploymentCoordinator(cfg, timeout_s=heartbeat_timeout, wait_s=120.0)
+        start, recorder = resume_point(
+            run_dir, deployment.setup.model, console, job, events=deployment.events
+        )
 
         def on_member(name: str, address: str, done: int, total: int) -> None:
             console.print(f"registered {name} at {address} ({done}/{total})")
@@ -123,7 +131,7 @@ def resume_point(
     model: nn.Module,
     console: Console,
     job: JobConfig,
-    events: EventLog | None = None,
+    events: EventLog,
 ) -> tuple[int, Recorder]:
     """The first round to train and the run's recorder; ``model`` (and torch's RNG) as the run
     directory's last checkpoint left them, when it has one."""

@@ -31,6 +31,8 @@ class ControlKind(enum.StrEnum):
     READY = "ready"  # member -> coordinator: built my part, waiting for rounds
     HEARTBEAT = "heartbeat"  # both ways, every heartbeat period: I am alive
     METRICS = "metrics"  # member -> coordinator after STOP: task records, memory, traffic
+    ROUTE = "route"  # coordinator -> member: a member that came back is reached here now
+    RECORDS = "records"  # member -> coordinator while the rounds run: its latest task records
 
 
 class StopReason(enum.StrEnum):
@@ -78,6 +80,12 @@ class Assignment(_Body):
         return config
 
 
+class Routes(_Body):
+    """New routes: members that registered again, at new addresses."""
+
+    routes: dict[str, Route]
+
+
 class Empty(_Body):
     """No content (readiness, heartbeats)."""
 
@@ -99,6 +107,12 @@ class Record(_Body):
         return TaskRecord(**dict(self))
 
 
+class Records(_Body):
+    """A member's task records since its last report (its log never grows with the rounds)."""
+
+    records: list[Record] = Field(default_factory=list)
+
+
 class Metrics(_Body):
     """What a member reports after the last round."""
 
@@ -114,6 +128,8 @@ BODY: dict[ControlKind, type[_Body]] = {
     ControlKind.READY: Empty,
     ControlKind.HEARTBEAT: Empty,
     ControlKind.METRICS: Metrics,
+    ControlKind.ROUTE: Routes,
+    ControlKind.RECORDS: Records,
 }
 
 

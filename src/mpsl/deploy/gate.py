@@ -22,7 +22,15 @@ from mpsl.runtime.setup import RunSetup
 from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint, owner_index
 
 # What only the coordinator sends a member.
-CONTROL = {Kind.ROUND_START, Kind.AGGREGATE, Kind.STOP, Kind.ERROR, ControlKind.ASSIGN}
+CONTROL = {
+    Kind.ROUND_START,
+    Kind.AGGREGATE,
+    Kind.DROP,
+    Kind.STOP,
+    Kind.ERROR,
+    ControlKind.ASSIGN,
+    ControlKind.ROUTE,
+}
 Shape = tuple[int, ...]
 Packet = Message | Control
 
@@ -56,6 +64,7 @@ class Gate:
             if msg.kind is Kind.ROUND_START:
                 assert isinstance(msg, Message)
                 self.round = msg.round
+                self.start_round()
             return None
         if isinstance(msg, Control):
             return f"a member does not take {msg.kind.value} messages"
@@ -64,6 +73,9 @@ class Gate:
     def ahead(self, msg: Packet) -> bool:
         """Whether ``msg`` is to wait for the next round start, to be checked then."""
         return False
+
+    def start_round(self) -> None:
+        """A round starts: what the last one left in flight (a dropped data owner's) is over."""
 
     def traffic(self, msg: Message) -> str | None:
         """Check a message that is not control traffic."""
@@ -106,6 +118,10 @@ class NodeGate(Gate):
             and msg.kind in (Kind.ACTIVATION, Kind.GRADIENT)
             and msg.round == self.round + 1
         )
+
+    def start_round(self) -> None:
+        """A data owner dropped from the last round left batches awaiting a gradient."""
+        self.pending.clear()
 
     def traffic(self, msg: Message) -> str | None:
         """Activations and gradients of the data owners this node serves, in order."""
@@ -157,6 +173,10 @@ class OwnerGate(Gate):
             and msg.tensor is not None
         ):
             self.expected[(msg.kind, msg.batch)] = msg.tensor.shape[0]
+
+    def start_round(self) -> None:
+        """Answers a round left pending (it was dropped from it) will not come any more."""
+        self.expected.clear()
 
     def traffic(self, msg: Message) -> str | None:
         """The exit node's activation and the entry node's gradient for a batch in flight."""
@@ -221,14 +241,19 @@ class CoordinatorGate(Gate):
         if msg.sender not in self.members:
             return f"'{msg.sender}' is not a member of this deployment"
         if isinstance(msg, Control):
-            if msg.kind in (ControlKind.REGISTER, ControlKind.READY, ControlKind.METRICS):
+            if msg.kind in (
+                ControlKind.REGISTER,
+                ControlKind.READY,
+                ControlKind.RECORDS,
+                ControlKind.METRICS,
+            ):
                 return None
             return f"the coordinator does not take {msg.kind.value} messages"
         if msg.kind is Kind.ROUND_DONE and self.owners.get(msg.sender) != msg.owner:
             return "a data owner reports only its own round"
         if msg.kind is Kind.WEIGHTS and msg.sender not in self.nodes | {AGGREGATOR}:
             return "weights come from compute nodes and the aggregator"
-        if msg.kind not in (Kind.ROUND_DONE, Kind.WEIGHTS, Kind.ERROR):
+        if msg.kind not in (Kind.ROUND_DONE, Kind.WEIGHTS, Kind.ERROR, Kind.LEFT):
             return f"the coordinator does not take {msg.kind.value} messages"
         return None
 

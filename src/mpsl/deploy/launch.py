@@ -93,17 +93,21 @@ def _watch(
     coordinator: DeploymentCoordinator,
     stop: threading.Event,
 ) -> None:
-    """Until ``stop``: the first child that exits before the run ends fails the run."""
+    """Until ``stop``: a child that exits before the run ends has left it (a data owner is
+    dropped; any other member ends the run, and the watch)."""
+    gone: set[str] = set()
     while not stop.wait(WATCH_S):
         for member, proc in children.items():
             code = proc.poll()
-            if code is None or (code == 0 and coordinator.finished.is_set()):
+            if member in gone or code is None or (code == 0 and coordinator.finished.is_set()):
                 continue
-            role = coordinator.layout.role_of(member).value
-            coordinator.fail(
-                f"{role} {member} (process {proc.pid}) {_how(code)} before the run ended; "
-                "stopping the run"
-            )
+            gone.add(member)
+            role = coordinator.layout.role_of(member)
+            text = f"{role.value} {member} (process {proc.pid}) {_how(code)} before the run ended"
+            if role is RoleKind.DATA_OWNER and coordinator.started.is_set():
+                coordinator.left(member, text)
+                continue
+            coordinator.fail(f"{text}; stopping the run")
             return
 
 

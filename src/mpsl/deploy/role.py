@@ -31,6 +31,8 @@ from mpsl.deploy.control import (
     ControlKind,
     Metrics,
     Record,
+    Records,
+    Routes,
     abort_reason,
     clip,
     ready,
@@ -104,11 +106,22 @@ class _StopNoted:
             raise
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
-        """Receive, as the transport does; note a STOP."""
-        msg = self.transport.recv(endpoint, timeout)
-        if msg.kind is Kind.STOP:
-            self.stop = msg
-        return msg
+        """Receive, as the transport does; note a STOP; follow a member that moved (ROUTE)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            packet = self.transport.recv_packet(left)
+            if isinstance(packet, Message):
+                break
+            if packet.kind is not ControlKind.ROUTE:
+                raise ProtocolError(f"unexpected {packet.kind.value} from {packet.sender}")
+            assert isinstance(packet.body, Routes)
+            for member, route in packet.body.routes.items():
+                log.info("%s is now at %s", member, route.address)
+                self.transport.add_route(member, route.address, route.public_key)
+        if packet.kind is Kind.STOP:
+            self.stop = packet
+        return packet
 
     def close(self) -> None:
         """The member closes the transport itself."""
@@ -129,6 +142,7 @@ class Role:
         self._stops = _StopNoted(self.transport)
         self.events = EventLog()
         self._wall0 = time.time()
+        self._t0_wall: float | None = None  # the coordinator's clock, from the assignment
 
     def run(self) -> None:
         """Register, build, serve until STOP, then send metrics.
@@ -145,11 +159,12 @@ class Role:
                 COORDINATOR, registration(name, self.transport.address, self.options.role)
             )
             assign = self._assignment()
+            self._t0_wall = assign.t0_wall
             worker, gate = self._build(assign)
             self.transport.gate = gate
             self.transport.send(COORDINATOR, ready(name))
             self._serve(worker, assign.heartbeat_s, assign.timeout_s)
-            self._report(worker, assign.t0_wall)
+            self._report(worker)
             linger_s = 2.0  # the metrics must reach the coordinator
         except _NotOurs:
             raise
@@ -166,9 +181,12 @@ class Role:
         role = self.options.role.value if self.options.role else "member"
         why = str(exc) or ("interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc))
         text = clip(f"{role} {self.options.name} stopped: {why}")
+        # Stopped by its operator, the member leaves (a data owner's run goes on without it);
+        # any other end is a failure of the run.
+        kind = Kind.LEFT if isinstance(exc, KeyboardInterrupt) else Kind.ERROR
         with deferred():
             try:
-                self.transport.send(COORDINATOR, Message(Kind.ERROR, self.options.name, text=text))
+                self.transport.send(COORDINATOR, Message(kind, self.options.name, text=text))
             except Exception:  # the member is failing already
                 log.debug("could not tell the coordinator", exc_info=True)
 
@@ -285,7 +303,7 @@ class Role:
 
         threading.Thread(target=serve, name=self.options.name, daemon=True).start()
         liveness = Liveness(self.transport, [COORDINATOR], heartbeat_s, timeout_s)
-        silence = liveness.watch(done)
+        silence = liveness.watch(done, every_beat=self._send_records)
         if silence is not None:
             raise _NotOurs(
                 f"{self.options.name}: the coordinator at {self.options.coordinator} has "
@@ -298,14 +316,24 @@ class Role:
         if reason is not None:
             raise _NotOurs(f"{self.options.name}: the coordinator aborted the run: {reason}")
 
-    def _report(self, worker: Worker, t0_wall: float) -> None:
-        shift = self._wall0 - t0_wall  # this log's clock started later than the coordinator's
-        records = [
+    def _records(self) -> list[Record]:
+        """The task records since the last report, on the coordinator's clock."""
+        assert self._t0_wall is not None
+        shift = self._wall0 - self._t0_wall  # this log's clock started later than the coordinator's
+        return [
             Record(**{**r.to_json(), "start": r.start + shift, "end": r.end + shift})
-            for r in self.events.records
+            for r in self.events.drain()
         ]
+
+    def _send_records(self) -> None:
+        """Report the latest task records (with the heartbeats): the log stays small."""
+        if records := self._records():
+            body = Records(records=records)
+            self.transport.send(COORDINATOR, Control(ControlKind.RECORDS, self.options.name, body))
+
+    def _report(self, worker: Worker) -> None:
         metrics = Metrics(
-            records=records,
+            records=self._records(),
             peak_memory_bytes=None if isinstance(worker, Aggregator) else worker.peak_memory_bytes,
             bytes_sent={f"{a}->{b}": n for (a, b), n in self.transport.bytes_sent.items()},
             rejected=self.transport.rejected,

@@ -75,6 +75,7 @@ def encode(msg: Packet) -> list[Frame]:
         "value": _float_to_json(msg.value),
         "virtual_bytes": msg.virtual_bytes,
         "text": msg.text,
+        "owners": list(msg.owners),
         "tensor": None,
         "weights": bool(msg.tensors),
     }
@@ -130,6 +131,7 @@ def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) 
         value=_float(header, "value"),
         virtual_bytes=_int(header, "virtual_bytes", 0, limit=2**62),
         text=_str(header, "text", 4096),
+        owners=_owners(header),
     )
 
 
@@ -174,6 +176,15 @@ def _int(header: dict[str, Any], key: str, default: int, limit: int = _ID_LIMIT)
     if type(value) is not int or not -1 <= value < limit:
         raise WireError(f"field '{key}' must be an integer in [-1, {limit}), got {value!r}")
     return value
+
+
+def _owners(header: dict[str, Any]) -> tuple[int, ...]:
+    value = header.get("owners", [])
+    if not isinstance(value, list) or len(value) > 1 << 20:
+        raise WireError("field 'owners' must be a list of data owner indices")
+    if any(type(k) is not int or not 0 <= k < _ID_LIMIT for k in value):
+        raise WireError(f"field 'owners' must hold data owner indices in [0, {_ID_LIMIT})")
+    return tuple(value)
 
 
 def _float(header: dict[str, Any], key: str) -> float:

@@ -28,6 +28,8 @@ def summary(result: RunResult) -> dict[str, Any]:
                 "accuracy": r.accuracy,
                 "seconds": r.seconds,
                 "samples": r.samples,
+                "dropped": list(r.dropped),  # data owners that left during the round
+                "absent": list(r.absent),  # data owners gone before it began
             }
             for r in result.rounds
         ],

@@ -55,6 +55,7 @@ class TaskQueue:
         self._lanes: tuple[deque[Message], deque[Message]] = (deque(), deque())  # by rank
         self._waiting: dict[Action, Message] = {}
         self._cursor = 0
+        self._dropped: set[int] = set()  # data owners out of the round: their turns are skipped
 
     def __len__(self) -> int:
         return sum(map(len, self._lanes)) + len(self._waiting)
@@ -67,8 +68,13 @@ class TaskQueue:
         else:
             self._lanes[self.policy.rank(kind or TaskKind.FWD)].append(msg)
 
-    def _expected(self) -> Action:
+    def _expected(self) -> Action | None:
+        """The prescribed next action, past the turns of dropped data owners (None: no turns)."""
         assert self.order is not None
+        if set(self.order.owners) <= self._dropped:
+            return None
+        while self.order.at(self._cursor).owner in self._dropped:
+            self._cursor += 1
         return self.order.at(self._cursor)
 
     def ready(self) -> bool:
@@ -82,13 +88,25 @@ class TaskQueue:
         for lane in self._lanes:
             if lane:
                 return lane.popleft()
-        msg = self._waiting.pop(self._expected())
+        expected = self._expected()
+        assert expected is not None
+        msg = self._waiting.pop(expected)
         self._cursor += 1
         return msg
 
+    def drop(self, owner: int) -> None:
+        """Data owner ``owner`` is out of the round: forget its tasks, skip its turns."""
+        self._dropped.add(owner)
+        self._waiting = {a: m for a, m in self._waiting.items() if a.owner != owner}
+        for lane in self._lanes:
+            kept = [m for m in lane if m.kind not in TASK_KIND or m.owner != owner]
+            lane.clear()
+            lane.extend(kept)
+
     def restart(self) -> None:
-        """A new round: the prescribed order starts again from its first task."""
+        """A new round: the prescribed order starts again from its first task, for everyone."""
         self._cursor = 0
+        self._dropped.clear()
 
 
 class ComputeNode(Worker):
@@ -122,6 +140,7 @@ class ComputeNode(Worker):
         self.instances: dict[int, Instance] = {}
         self.stash: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, int]] = {}
         self.round = -1
+        self.out: set[int] = set()  # data owners dropped from the running round
         self.live_activation_bytes = 0
         self.peak_activation_bytes = 0
         self.peak_state_bytes = 0
@@ -154,6 +173,8 @@ class ComputeNode(Worker):
             self._backward(msg)
         elif msg.kind is Kind.AGGREGATE:
             self._aggregate(msg)
+        elif msg.kind is Kind.DROP:
+            self._drop(msg)
         else:
             raise ValueError(f"unexpected {msg.kind.value} message from {msg.sender}")
 
@@ -162,6 +183,12 @@ class ComputeNode(Worker):
             self.global_part.load_state_dict(msg.tensors)
         self.round = msg.round
         self.queue.restart()
+        self.out = set()
+        for k in set(self.instances) - set(msg.owners):  # gone before the round: no turns
+            self.out.add(k)
+            self.queue.drop(k)
+        self.stash.clear()  # what a dropped data owner left in flight last round
+        self.live_activation_bytes = 0
         # The instances outlive the round: copying the global weights into them spares allocating
         # K parts every round (for ResNet-18's back half and 4 data owners: 11 ms against
         # 160-220 ms of deep copies, mostly page faults of the fresh memory).
@@ -179,7 +206,19 @@ class ComputeNode(Worker):
             module = copy.deepcopy(self.global_part)
             self.instances[k] = Instance(module, self.make_optimizer(module))
 
+    def _drop(self, msg: Message) -> None:
+        """Data owner ``msg.owner`` left the round: its batches in flight and its training go."""
+        if msg.owner not in self.instances:
+            return  # not one this node serves
+        self.out.add(msg.owner)
+        self.queue.drop(msg.owner)
+        for key in [key for key in self.stash if key[0] == msg.owner]:
+            self.live_activation_bytes -= self.stash.pop(key)[2]
+        self.instances[msg.owner].samples = 0
+
     def _forward(self, msg: Message) -> None:
+        if msg.owner in self.out:
+            return  # a task of a data owner dropped from the round, still on its way
         inst = self._instance(msg)
         start = self.events.now()
         saved = [0]
@@ -214,6 +253,8 @@ class ComputeNode(Worker):
         self._record(msg, TaskKind.FWD, start, out_msg.nbytes)
 
     def _backward(self, msg: Message) -> None:
+        if msg.owner in self.out:
+            return
         inst = self._instance(msg)
         key = (msg.owner, msg.batch)
         if key not in self.stash:
@@ -255,8 +296,11 @@ class ComputeNode(Worker):
         )
         self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
         state = self.global_part.state_dict()
-        if self.instances:  # a helper that serves no data owner keeps the global part
-            mine = list(self.instances.values())
+        # The data owners that finished the round; a helper that serves none of them keeps the
+        # global part. Averaged from the instances, which the round's start alone resets, so a
+        # second request (a finisher lost meanwhile) averages afresh.
+        mine = [self.instances[k] for k in msg.owners if k in self.instances]
+        if mine:
             states = [i.module.state_dict() for i in mine]
             state = fedavg_trained(states, [i.samples for i in mine], out=state)
         # Sent without a copy: the node changes its global part again only at the next round's
@@ -264,9 +308,10 @@ class ComputeNode(Worker):
         reply = Message(
             Kind.WEIGHTS,
             self.name,
+            batch=msg.batch,
             round=self.round,
             tensors=dict(state),
-            samples=sum(i.samples for i in self.instances.values()),
+            samples=sum(i.samples for i in mine),
         )
         self.transport.send(msg.sender, reply)
         self._record(msg, TaskKind.AGGREGATE, start, reply.nbytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -110,6 +111,12 @@ class RunConfig(BaseModel):
     seed: Annotated[int, NOT_BOOLEAN] = Field(
         default=0, description="Seed of the initial weights, the data split and the data order."
     )
+    min_data_owners: Annotated[float, NOT_BOOLEAN] = Field(
+        default=1,
+        gt=0,
+        description="Data owners a round needs: a count (1, 2, ...), or a fraction of the data "
+        "owners below 1 (0.5: half, rounded up); a round left with fewer fails the run.",
+    )
     # QueuePolicy's policies that need no prescribed order (tests/tasks keeps them equal).
     queue_policy: Literal["fifo", "backward-first"] = Field(
         default="fifo", description="The order in which a compute node serves queued tasks."
@@ -123,6 +130,16 @@ class RunConfig(BaseModel):
                 f"cuts {self.cuts} make {len(self.cuts or []) - 1} compute-node parts but "
                 f"compute_nodes is {self.compute_nodes}; give one of them"
             )
+        if self.min_data_owners >= 1 and not float(self.min_data_owners).is_integer():
+            raise ValueError(
+                f"min_data_owners {self.min_data_owners}: a count is a whole number, a fraction "
+                "is below 1"
+            )
+        if self.min_data_owners > self.data_owners:
+            raise ValueError(
+                f"min_data_owners {self.min_data_owners:g} is more than the {self.data_owners} "
+                "data owners"
+            )
         if self.nodes is not None:
             check_node_names(self.nodes)
             hops = len(self.cuts) - 1 if self.cuts is not None else self.compute_nodes
@@ -132,6 +149,12 @@ class RunConfig(BaseModel):
                     f"{hops} middle parts"
                 )
         return self
+
+    def min_owners(self) -> int:
+        """The data owners a round needs, as a count."""
+        if self.min_data_owners >= 1:
+            return int(self.min_data_owners)
+        return max(1, math.ceil(self.min_data_owners * self.data_owners - 1e-9))
 
     @property
     def parts(self) -> int | None:

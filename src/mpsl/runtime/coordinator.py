@@ -2,6 +2,13 @@
 
 It talks to the roles only through a transport, so the same code drives threads in one process
 and processes on other hosts.
+
+Data owners may leave (a LEFT message: stopped, or found lost by whoever watches them). One that
+leaves during a round is dropped from it: the compute nodes discard its tasks (DROP), and FedAvg
+runs over the data owners that finished (AGGREGATE names them), so its partial work never reaches
+the global model. Until it rejoins (``rejoin``) it sits out the rounds that follow. A round with
+fewer than ``min_owners`` data owners left fails. A compute node or the aggregator that leaves
+ends the run: its instances hold every data owner's part of the round.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from mpsl.data.base import Labeled
 from mpsl.errors import RuntimeFailure, TransportTimeout
 from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
-from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint
+from mpsl.tasks import AGGREGATOR, COORDINATOR, owner_endpoint, owner_index
 from mpsl.training.fedavg import fedavg_trained
 from mpsl.training.steps import evaluate, torch_threads
 
@@ -36,6 +43,8 @@ class RoundResult:
     accuracy: float
     seconds: float
     samples: int
+    dropped: tuple[str, ...] = ()  # data owners that left during the round: their work discarded
+    absent: tuple[str, ...] = ()  # data owners gone before the round began (sat it out)
 
 
 class Coordinator:
@@ -55,6 +64,7 @@ class Coordinator:
         aggregator: str = AGGREGATOR,
         timeout_s: float = 600.0,
         eval_threads: int | None = None,
+        min_owners: int = 1,
     ) -> None:
         self.transport = transport
         # The name of each compute node and the part it hosts: a chain hosts part i + 1 on its
@@ -70,13 +80,14 @@ class Coordinator:
         # torch threads for evaluation, when the caller's thread runs with fewer during rounds
         # (the in-process engine shares the cores among its role threads)
         self.eval_threads = eval_threads
-        # Over a network, an aggregator's WEIGHTS can overtake a data owner's ROUND_DONE: messages
-        # that arrive before they are expected wait here.
-        self._early: list[Message] = []
+        self.min_owners = min_owners
+        self.lost: dict[int, str] = {}  # data owners that left, and how, until they rejoin
 
     def run_round(self, r: int, progress: Progress | None = None) -> RoundResult:
-        """One round: every data owner trains, then FedAvg everywhere, then evaluation."""
+        """One round: every data owner present trains, then FedAvg everywhere, then evaluation."""
         start = time.perf_counter()
+        roster = [k for k in range(self.owners) if k not in self.lost]
+        self._enough(r, len(roster))
         # The global parts go out without a copy: the coordinator changes them only when it
         # installs the round's results, after every role has loaded them (a role loads them
         # before anything else in the round, and the results come after its work).
@@ -84,33 +95,122 @@ class Coordinator:
             self.transport.send(
                 node,
                 Message(
-                    Kind.ROUND_START, self.name, round=r, tensors=self.parts[part].state_dict()
+                    Kind.ROUND_START,
+                    self.name,
+                    round=r,
+                    tensors=self.parts[part].state_dict(),
+                    owners=tuple(roster),
                 ),
             )
         owner_state = {f"first.{k}": v for k, v in self.parts[0].state_dict().items()}
         owner_state |= {f"last.{k}": v for k, v in self.parts[-1].state_dict().items()}
-        for k in range(self.owners):
+        for k in roster:
             self.transport.send(
                 owner_endpoint(k),
                 Message(Kind.ROUND_START, self.name, round=r, tensors=owner_state),
             )
-        loss_sum, samples = 0.0, 0
-        for done in range(1, self.owners + 1):
-            msg = self._expect(Kind.ROUND_DONE, r)
-            loss_sum += msg.value
-            samples += msg.samples
+        finished: dict[int, Message] = {}
+        dropped: list[int] = []
+        waiting = set(roster)
+        while waiting:
+            msg = self._receive(r, "round_done")
+            if msg.kind is Kind.LEFT:
+                k = self._left(msg)
+                if k in waiting:
+                    waiting.discard(k)
+                    dropped.append(k)
+                    for node in self.nodes:
+                        self.transport.send(node, Message(Kind.DROP, self.name, k, round=r))
+                    self._enough(r, len(roster) - len(dropped))
+            elif msg.kind is Kind.ROUND_DONE and msg.round == r and msg.owner in waiting:
+                waiting.discard(msg.owner)
+                finished[msg.owner] = msg
+            else:
+                log.warning("round %d: ignored %s from %s", r, msg.kind.value, msg.sender)
+                continue
             if progress:
-                progress(r, done)
-        for node in self.nodes:
-            self.transport.send(node, Message(Kind.AGGREGATE, self.name, round=r))
-        replies = [self._expect(Kind.WEIGHTS, r) for _ in range(len(self.nodes) + 1)]
-        self._install(replies)
+                progress(r, len(finished) + len(dropped))
+        self._install(self._aggregate(r, finished, dropped, len(roster)))
         seconds = time.perf_counter() - start
         test_loss, accuracy = float("nan"), float("nan")
         if self.test:
             with torch_threads(self.eval_threads):
                 test_loss, accuracy = evaluate(self.model, self.test)
-        return RoundResult(r, loss_sum / max(samples, 1), test_loss, accuracy, seconds, samples)
+        samples = sum(m.samples for m in finished.values())
+        loss = sum(m.value for m in finished.values()) / max(samples, 1)
+        return RoundResult(
+            r,
+            loss,
+            test_loss,
+            accuracy,
+            seconds,
+            samples,
+            dropped=tuple(owner_endpoint(k) for k in sorted(dropped)),
+            absent=tuple(owner_endpoint(k) for k in range(self.owners) if k not in roster),
+        )
+
+    def rejoin(self, k: int) -> None:
+        """Data owner ``k`` is back: it takes part again from the next round."""
+        if self.lost.pop(k, None) is not None:
+            log.info("%s rejoins at the next round", owner_endpoint(k))
+
+    def _aggregate(
+        self, r: int, finished: dict[int, Message], dropped: list[int], roster: int
+    ) -> list[Message]:
+        """FedAvg over the data owners that finished: every node's part and the aggregator's.
+
+        A finisher that leaves before the replies are in may never have delivered its weights
+        to the aggregator: it is dropped, and the averaging asked again without it.
+        """
+        attempt = 0
+        while True:
+            ask = Message(
+                Kind.AGGREGATE, self.name, batch=attempt, round=r, owners=tuple(sorted(finished))
+            )
+            for member in [*self.nodes, self.aggregator]:
+                self.transport.send(member, ask)
+            replies: dict[str, Message] = {}
+            while len(replies) < len(self.nodes) + 1:
+                msg = self._receive(r, "weights")
+                if msg.kind is Kind.LEFT:
+                    k = self._left(msg)
+                    if k in finished:
+                        del finished[k]
+                        dropped.append(k)
+                        self._enough(r, roster - len(dropped))
+                        break
+                elif msg.kind is Kind.WEIGHTS and msg.round == r and msg.batch == attempt:
+                    replies[msg.sender] = msg
+                else:  # the answer to an earlier request, or a late word from a dropped owner
+                    log.debug("round %d: ignored %s from %s", r, msg.kind.value, msg.sender)
+            else:
+                return list(replies.values())
+            attempt += 1
+
+    def _left(self, msg: Message) -> int:
+        """The data owner that left (noted as lost); a compute node or the aggregator fails."""
+        if msg.sender not in self.owner_names:
+            raise RuntimeFailure(msg.text or f"{msg.sender} left the run")
+        k = owner_index(msg.sender)
+        if k not in self.lost:
+            log.warning("%s; it is dropped until it rejoins", msg.text or f"{msg.sender} left")
+            self.lost[k] = msg.text
+        return k
+
+    def _enough(self, r: int, remaining: int) -> None:
+        """Fail round ``r`` when fewer than ``min_owners`` data owners are left in it."""
+        if remaining >= self.min_owners:
+            return
+        gone = "; ".join(f"{owner_endpoint(k)}: {why}" for k, why in sorted(self.lost.items()))
+        raise RuntimeFailure(
+            f"round {r + 1}: only {remaining} of {self.owners} data owners are left, fewer than "
+            f"min_data_owners ({self.min_owners}); lost: {gone or 'none'}"
+        )
+
+    @property
+    def owner_names(self) -> set[str]:
+        """The data owners' endpoint names."""
+        return {owner_endpoint(k) for k in range(self.owners)}
 
     def stop(self, endpoints: list[str]) -> None:
         """Tell every role to finish."""
@@ -135,26 +235,15 @@ class Coordinator:
             state = fedavg_trained([m.tensors for m in msgs], [m.samples for m in msgs])
             self.parts[part].load_state_dict(state)
 
-    def _expect(self, kind: Kind, r: int) -> Message:
-        for i, early in enumerate(self._early):
-            if early.kind is kind and early.round == r:
-                return self._early.pop(i)
-        while True:
-            try:
-                msg = self.transport.recv(self.name, timeout=self.timeout_s)
-            except TransportTimeout as exc:
-                raise RuntimeFailure(
-                    f"round {r}: no {kind.value} message ({exc}); every other role waits too: "
-                    f"a role hangs, or a prescribed task order cannot be followed"
-                ) from None
-            if msg.kind is Kind.ERROR:
-                raise RuntimeFailure(msg.text)
-            if msg.kind is kind and msg.round == r:
-                return msg
-            if msg.kind in (Kind.ROUND_DONE, Kind.WEIGHTS) and msg.round == r:
-                self._early.append(msg)
-                continue
+    def _receive(self, r: int, what: str) -> Message:
+        """The next message of round ``r``; an ERROR, or silence past ``timeout_s``, fails it."""
+        try:
+            msg = self.transport.recv(self.name, timeout=self.timeout_s)
+        except TransportTimeout as exc:
             raise RuntimeFailure(
-                f"round {r}: expected {kind.value}, got {msg.kind.value} "
-                f"(round {msg.round}) from {msg.sender}"
-            )
+                f"round {r}: no {what} message ({exc}); every other role waits too: "
+                f"a role hangs, or a prescribed task order cannot be followed"
+            ) from None
+        if msg.kind is Kind.ERROR:
+            raise RuntimeFailure(msg.text)
+        return msg

@@ -19,8 +19,10 @@ class Kind(enum.Enum):
     GRADIENT = "gradient"  # backward: data owner -> node N -> ... -> node 1 -> data owner
     ROUND_START = "round_start"  # coordinator -> role: start round with these global weights
     ROUND_DONE = "round_done"  # data owner -> coordinator: finished its batches
-    AGGREGATE = "aggregate"  # coordinator -> compute node: average your instances now
+    AGGREGATE = "aggregate"  # coordinator -> compute node, aggregator: average these owners now
     WEIGHTS = "weights"  # a part's weights (to or from an aggregator)
+    DROP = "drop"  # coordinator -> compute node: a data owner is out of this round
+    LEFT = "left"  # -> coordinator: a member left (stopped, or lost: the text says how)
     STOP = "stop"
     ERROR = "error"
 
@@ -40,6 +42,9 @@ class Message:
     value: float = 0.0  # summed training loss in a ROUND_DONE message
     virtual_bytes: int = 0  # size a tensor would have, in emulation-only mode (no tensor sent)
     text: str = ""  # error text
+    # The data owners a ROUND_START to a compute node starts (the others are gone), or an
+    # AGGREGATE averages (the round's finishers).
+    owners: tuple[int, ...] = ()
 
     @property
     def nbytes(self) -> int:

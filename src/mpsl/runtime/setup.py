@@ -223,4 +223,5 @@ def build_coordinator(
         test=test,
         nodes=setup.layout.nodes,
         node_parts=setup.layout.node_parts,
+        min_owners=setup.config.min_owners(),
     )

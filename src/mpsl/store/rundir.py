@@ -67,7 +67,9 @@ def _round_json(r: RoundResult) -> dict[str, Any]:
 
 
 def _round_from_json(d: dict[str, Any]) -> RoundResult:
-    values: dict[str, Any] = {k: math.nan if v is None else v for k, v in d.items()}
+    values: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else math.nan if v is None else v for k, v in d.items()
+    }
     return RoundResult(**values)
 
 
