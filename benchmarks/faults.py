@@ -6,11 +6,12 @@ told to stop, and what it leaves behind.
 Every scenario launches a real deployment with the ``mpsl`` CLI on 127.0.0.1 (``python -m mpsl
 coordinator --insecure --heartbeat-timeout 5`` and ``compute-node`` node1, node2, ``aggregator``,
 ``data-owner`` owner1..owner3 with --threads 1, each its own process group), or the launcher
-``mpsl run --engine processes`` (which starts the members itself, encrypted). The run is small
-(digits, K=3, N=2, a few hundred milliseconds a round on two cores). Once round 2 has completed
-(``checkpoints/round-NNNN`` with NNNN >= 2 appears in the run directory) the fault is injected into
-its target: SIGKILL, SIGSTOP (frozen until cleanup, never continued) or SIGTERM; "restart" kills
-owner2 and starts a fresh ``data-owner --name owner2`` 2 s later.
+``mpsl run --engine processes --heartbeat-timeout 5`` (which starts the members itself,
+encrypted). The run is small (digits, K=3, N=2, a few hundred milliseconds a round on two cores).
+Once round 2 has completed (``checkpoints/round-NNNN`` with NNNN >= 2 appears in the run
+directory) the fault is injected into its target: SIGKILL, SIGSTOP (frozen until cleanup, never
+continued) or SIGTERM; "restart" kills owner2 and starts a fresh ``data-owner --name owner2`` 2 s
+later.
 
 Figures per scenario (the JSON has them all, the table the main ones):
 
@@ -28,7 +29,8 @@ Figures per scenario (the JSON has them all, the table the main ones):
 - rounds_lost: rounds checkpointed when the fault came that the last checkpoint does not hold.
 - final_accuracy (summary.json's last round) and accuracy_vs_baseline, its difference to the
   baseline's; samples_per_round (fewer than the baseline's: a data owner was left out).
-- dropped: the "dropped" field of summary.json's rounds, where the runtime records one.
+- dropped, absent: the "dropped" and "absent" fields of summary.json's rounds (data owners that
+  left during the round, and those that sat it out), where the runtime records them.
 - leftover_processes: processes (but a frozen target) still alive CLEANUP_GRACE_S after the run
   ended (the coordinator exited; for SIGKILL or SIGSTOP of the coordinator, the fault), or at the
   deadline; then every process group is killed.
@@ -140,6 +142,7 @@ class Result:
     final_accuracy: float | None = None
     accuracy_vs_baseline: float | None = None
     dropped: list[Any] | None = None
+    absent: list[Any] | None = None  # summary.json's data owners that sat a round out
     samples_per_round: list[int | None] = field(default_factory=list)  # fewer: an owner was out
     leftover_processes: list[str] = field(default_factory=list)
     leftover_files: list[str] = field(default_factory=list)
@@ -256,11 +259,12 @@ class Deployment:
     def start(self) -> None:
         """The coordinator (or launcher) and, in a deployment, every member."""
         self.started = time.monotonic()
-        common = ["--out", str(self.out), *self.size.options()]
+        common = ["--out", str(self.out), "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT_S)]
+        common += self.size.options()
         if self.launcher:
             self.spawn(COORDINATOR, ["run", "--engine", "processes", "--quiet", *common])
             return
-        listen = ["--listen", self.address, "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT_S)]
+        listen = ["--listen", self.address]
         self.spawn(COORDINATOR, ["coordinator", "--insecure", *listen, *common])
         for name in ROLES:
             self.start_member(name)
@@ -497,6 +501,8 @@ def _measure(
         result.final_accuracy = rounds[-1].get("accuracy")
         if any("dropped" in r for r in rounds):
             result.dropped = [r.get("dropped") for r in rounds]
+        if any("absent" in r for r in rounds):
+            result.absent = [r.get("absent") for r in rounds]
 
 
 def _tail(path: Path, n: int) -> list[str]:
@@ -544,6 +550,17 @@ def _accuracy(r: Result) -> str:
     return f"{r.final_accuracy:.3f}{delta}"
 
 
+def _by_owner(per_round: list[Any] | None) -> str:
+    """Per-round lists of data owners as "owner2:r4,r5"; "-" where the summary has none."""
+    if per_round is None:
+        return "-"
+    rounds: dict[str, list[str]] = {}
+    for i, owners in enumerate(per_round, 1):
+        for owner in owners or []:
+            rounds.setdefault(str(owner), []).append(f"r{i}")
+    return " ".join(f"{o}:{','.join(rs)}" for o, rs in rounds.items()) or "none"
+
+
 def _leftovers(r: Result) -> str:
     parts = [p.split(" ")[0] for p in r.leftover_processes] + r.leftover_files
     return ", ".join(parts) or "none"
@@ -566,6 +583,8 @@ def table(results: list[Result]) -> str:
         "rounds",
         "lost",
         "accuracy (vs base)",
+        "dropped",
+        "absent",
         "exit codes",
         "leftovers",
     )
@@ -576,6 +595,8 @@ def table(results: list[Result]) -> str:
             str(r.rounds_completed),
             "-" if r.rounds_lost is None else str(r.rounds_lost),
             _accuracy(r),
+            _by_owner(r.dropped),
+            _by_owner(r.absent),
             _codes(r),
             _leftovers(r),
         )
@@ -593,7 +614,7 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
         "--json", metavar="PATH", help="JSON file (default benchmarks/results/faults.json)"
     )

@@ -132,6 +132,8 @@ class DeploymentCoordinator:
                 if on_round:
                     on_round(results[-1])
             self.finished.set()
+            for member in self._rejoining:  # back too late: told, rather than left to time out
+                self.transport.send(member, abort(COORDINATOR, "the run ended before it rejoined"))
             present = self._present()
             for member in present:
                 self.transport.send(member, end_of_run(COORDINATOR))
