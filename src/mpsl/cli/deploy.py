@@ -78,10 +78,10 @@ def coordinator(
     **options: Any,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
-    from mpsl.cli.record import Recorder
     from mpsl.cli.run import describe, open_run, resume_point, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
+    from mpsl.record import Recorder
     from mpsl.runtime.coordinator import Progress, RoundResult
     from mpsl.runtime.engine import RunResult
     from mpsl.signals import deferred

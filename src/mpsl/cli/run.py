@@ -20,7 +20,7 @@ from mpsl.runtime.config import RunConfig
 if TYPE_CHECKING:
     from torch import nn
 
-    from mpsl.cli.record import Recorder
+    from mpsl.record import Recorder
     from mpsl.runtime.coordinator import RoundResult
     from mpsl.runtime.engine import RunResult
     from mpsl.runtime.events import EventLog
@@ -137,7 +137,7 @@ def resume_point(
     directory's last checkpoint left them, when it has one."""
     import torch
 
-    from mpsl.cli.record import Recorder
+    from mpsl.record import Recorder
 
     start, previous = 0, []
     if (checkpoint := run_dir.latest()) is not None:

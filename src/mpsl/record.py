@@ -1,4 +1,4 @@
-"""Recording a run into its directory as it trains: checkpoints, the streamed log, the model."""
+"""A run recorded into its directory as it trains: checkpoints, the streamed log, the model."""
 
 from __future__ import annotations
 
