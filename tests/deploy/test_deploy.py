@@ -107,6 +107,7 @@ def test_label_privacy_audit(deployment):
             ("coordinator", ControlKind.READY),
             ("coordinator", Kind.ROUND_DONE),
             ("coordinator", ControlKind.HEARTBEAT),
+            ("coordinator", ControlKind.RECORDS),  # task timings while the rounds run
             ("coordinator", ControlKind.METRICS),
         }
         assert {(d, kind) for d, kind, _ in log} <= allowed
