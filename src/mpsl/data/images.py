@@ -51,17 +51,15 @@ def load_images(root: str | Path) -> Dataset:
             "class folders go inside them: move or remove it"
         )
     classes = _classes(root / "train", _folders(root / "train"))
-    tested = _folders(root / "test")
-    for name in sorted(set(classes) ^ set(tested)):
-        where, other = ("test", "train") if name in classes else ("train", "test")
+    if differ := sorted(set(classes) ^ set(_folders(root / "test"))):
+        where, other = ("test", "train") if differ[0] in classes else ("train", "test")
         raise DatasetError(
-            f"{root / where}: class folder '{name}' is missing ({other}/ has it): train/ and "
-            "test/ must hold the same class folders"
+            f"{root / where}: class folder '{differ[0]}' is missing ({other}/ has it): train/ "
+            "and test/ must hold the same class folders"
         )
     train = Labeled(*reader.read(root / "train", classes))
-    return Dataset(
-        "images", train, Labeled(*reader.read(root / "test", classes)), len(classes), classes
-    )
+    test = Labeled(*reader.read(root / "test", classes))
+    return Dataset("images", train, test, len(classes), classes)
 
 
 def _folders(folder: Path) -> list[str]:
