@@ -34,6 +34,17 @@ def flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
+def help_column(text: str) -> str:
+    """The help cells of the option panel as one line.
+
+    Rich folds a metavar wider than its column (--dataset's six choices) onto the next line, where
+    flat() would put it between the words of the option's help.
+    """
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    start = min(m.end() for row in rows if (m := re.match(r"│ -.*? <\S*\s+", row)))
+    return flat("\n".join(row[start:] for row in rows))
+
+
 def spy(monkeypatch, module) -> list[JobConfig]:
     """Record the job ``module``'s command loads, then stop the command before it trains."""
     seen: list[JobConfig] = []
@@ -56,12 +67,12 @@ def test_the_runtime_config_holds_only_what_the_runtime_reads():
 def test_help_lists_every_field_with_its_description(command, missing, monkeypatch, capsys):
     code, out, _ = run([command, "--help"], monkeypatch, capsys)
     assert code == 0
-    text = flat(out)
+    text, helps = flat(out), help_column(out)
     for name, info in FIELDS.items():
         shown = all(re.search(rf"{re.escape(flag)}\b", text) for flag in flags(name))
         assert shown is (name not in missing), name
         if name not in missing:
-            assert help_text(info) in text, name
+            assert help_text(info) in helps, name
     assert "--hops" in text and "--config" in text
 
 

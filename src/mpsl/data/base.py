@@ -32,12 +32,16 @@ class Labeled:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test pair with its input shape and number of classes."""
+    """A train/test pair with its number of classes and, where known, each class's name.
+
+    ``classes[i]`` names label ``i`` (an image folder's class folders, an .npz file's ``classes``).
+    """
 
     name: str
     train: Labeled
     test: Labeled
     num_classes: int
+    classes: tuple[str, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -53,14 +57,19 @@ def read_file(path: Path) -> bytes:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}; check the file") from None
 
 
-def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, where: str, fix: str) -> None:
-    """DatasetError naming ``where``, the first label outside 0..num_classes-1 and ``fix``."""
+def check_labels(
+    labels: np.ndarray | torch.Tensor, num_classes: int, where: str, fix: str, what: str = "label"
+) -> None:
+    """DatasetError naming ``where``, the first label outside 0..num_classes-1 and ``fix``.
+
+    ``what`` is what the values are called: labels, or tokens (a language model's inputs).
+    """
     values = np.asarray(labels)
     if values.dtype.kind not in "iu":
-        raise DatasetError(f"{where}: labels must be integers; found {values.dtype} values; {fix}")
+        raise DatasetError(f"{where}: {what}s must be integers; found {values.dtype} values; {fix}")
     bad = values[(values < 0) | (values >= num_classes)]
     if bad.size:
         raise DatasetError(
-            f"{where}: label {bad.flat[0]} is outside the allowed range 0..{num_classes - 1} "
-            f"({num_classes} classes; {bad.size} of {values.size} labels out of range); {fix}"
+            f"{where}: {what} {bad.flat[0]} is outside the allowed range 0..{num_classes - 1} "
+            f"({num_classes} classes; {bad.size} of {values.size} {what}s out of range); {fix}"
         )

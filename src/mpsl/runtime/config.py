@@ -43,12 +43,15 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(default="digits_cnn", description="A model of `mpsl models`.")
-    dataset: Literal["digits", "mnist", "cifar10", "synthetic"] = Field(
-        default="digits", description="Training and test data."
+    dataset: Literal["digits", "mnist", "cifar10", "synthetic", "npz", "images"] = Field(
+        default="digits",
+        description="Training and test data: built in, or your own read from data_path: npz (a "
+        "NumPy .npz file) or images (a folder of class folders).",
     )
     data_path: str | None = Field(
         default=None,
-        description="Directory of the MNIST IDX files or the CIFAR-10 python batches.",
+        description="Where mnist, cifar10, npz and images are read: the directory of the MNIST "
+        "IDX files or CIFAR-10 python batches, the .npz file, the image folder.",
     )
     input_shape: Annotated[list[int] | None, NOT_BOOLEAN] = Field(
         default=None,

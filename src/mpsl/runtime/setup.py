@@ -35,7 +35,7 @@ Role = ComputeNode | DataOwner | Aggregator
 
 
 def load_run_data(config: RunConfig) -> Dataset:
-    """The dataset a config names."""
+    """The dataset a config names; mnist, cifar10, npz and images are read from its data_path."""
     shape = tuple(config.input_shape) if config.input_shape else None
     return load_dataset(config.dataset, config.data_path, shape, config.num_classes, config.seed)
 
