@@ -113,7 +113,7 @@ def _persistent_buffers(model: nn.Module) -> set[str]:
 
 def layer_names(model: nn.Module, parts: Sequence[Segment]) -> list[str]:
     """A name per layer from the module paths of its operations, unique and valid as a child."""
-    everywhere = Counter(p for s in parts for n in s.ops for p in _scopes(_path(n)))
+    everywhere = Counter(p for s in parts for n in s.ops for p in _scopes(module_path(n)))
     names: list[str] = []
     for part in parts:
         name = _name(model, part.ops, everywhere).replace(".", "_") or "layer"
@@ -127,11 +127,11 @@ def layer_names(model: nn.Module, parts: Sequence[Segment]) -> list[str]:
 
 
 def _name(model: nn.Module, ops: Sequence[fx.Node], everywhere: Counter[str]) -> str:
-    paths = [p for p in (_path(n) for n in ops) if p]
+    paths = [p for p in (module_path(n) for n in ops) if p]
     if not paths:
         return _op_name(ops)
     prefix = _common_prefix(paths)
-    here = Counter(p for n in ops for p in _scopes(_path(n)))
+    here = Counter(p for n in ops for p in _scopes(module_path(n)))
     if prefix and here[prefix] == everywhere[prefix]:  # the whole module is this layer
         return prefix
     depth = len(prefix.split(".")) if prefix else 0
@@ -146,7 +146,7 @@ def _name(model: nn.Module, ops: Sequence[fx.Node], everywhere: Counter[str]) ->
     return f"{scope}{heaviest[0]}_{heaviest[-1]}"  # two branches alike: left_right
 
 
-def _path(node: fx.Node) -> str:
+def module_path(node: fx.Node) -> str:
     """The module an operation belongs to ('' for the model's own forward)."""
     if node.op == "call_module":
         return str(node.target)

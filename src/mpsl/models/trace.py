@@ -32,6 +32,7 @@ from mpsl.models.layers import (
     build_layer,
     check_shared_weights,
     layer_names,
+    module_path,
     segments,
     store_shared_buffers_once,
 )
@@ -211,8 +212,10 @@ class _Probe(fx.Interpreter):
     def __init__(self, module: fx.GraphModule) -> None:
         super().__init__(module, garbage_collect_values=False)  # keeps storages distinct
         self.facts = Facts()
+        self.current: fx.Node | None = None
 
     def run_node(self, n: fx.Node) -> Any:
+        self.current = n
         inputs = [t for m in n.all_input_nodes for t in _tensors(self.env[m])]
         versions = [t._version for t in inputs]
         value = super().run_node(n)
@@ -246,9 +249,12 @@ def probe(
             out = runner.run(x)
     except Exception as exc:
         shape = "x".join(map(str, x.shape))
+        where = module_path(runner.current) if runner.current is not None else ""
+        place = f" in '{where}'" if where else ""
+        reason = str(exc).strip().split("\n")[0]  # fx appends the graph node and more
         raise ModelError(
-            f"{name} fails on an example batch of shape {shape} ({dtype}): "
-            f"{type(exc).__name__}: {exc}; is the input shape right (--input-shape)?"
+            f"{name} fails on an example batch of shape {shape} ({dtype}){place}: "
+            f"{type(exc).__name__}: {reason}; is the input shape right (--input-shape)?"
         ) from exc
     if not isinstance(out, torch.Tensor):
         raise ModelError(
