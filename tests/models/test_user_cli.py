@@ -9,6 +9,7 @@ import torch
 
 from cli_run import run
 from mpsl.models import build_model
+from mpsl.models.user import load_function
 from mpsl.store.model_file import load_trained
 
 MODELS = Path(__file__).parent / "user_models.py"
@@ -58,6 +59,8 @@ def test_run_trains_a_model_file_and_keeps_it_loadable(tmp_path, monkeypatch, ca
     assert code == 0, err
     trained = load_trained(tmp_path / "run")
     assert trained.model_name == model and trained.layer_names()[:2] == ["conv", "relu"]
+    own = load_function(model)(num_classes=10, input_shape=(1, 8, 8))
+    own.load_state_dict(trained.source_state_dict())  # the trained weights, in the user's module
     start = build_model(model, 10, (1, 8, 8), seed=0)
     assert not torch.equal(
         trained.state_dict()["out.out.weight"], start.state_dict()["out.out.weight"]
