@@ -13,14 +13,21 @@ from mpsl.models import MODELS, build_model, describe_layers
 
 
 def models(
-    name: Annotated[str | None, typer.Argument(help="A model to describe layer by layer.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A model to describe layer by layer: a zoo name, or your own as "
+            "FILE.py:FUNCTION or PACKAGE.MODULE:FUNCTION (docs/models.md)."
+        ),
+    ] = None,
     input_shape: Annotated[
-        str | None, typer.Option(help="Input shape C,H,W (T for gpt_small).")
+        str | None, typer.Option(help="Input shape C,H,W (T for token models like gpt_small).")
     ] = None,
     num_classes: Annotated[int | None, typer.Option(help="Classes (vocabulary for gpt).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the models, or show NAME's layers (index, name, output shape, parameters)."""
+    """List the zoo, or show NAME's layers (index, name, output shape, parameters); NAME may be
+    a model of your own, traced into its layers."""
     console = Console()
     if name is None:
         rows = [

@@ -9,13 +9,25 @@ from functools import partial
 import torch
 
 from mpsl.errors import ModelError
-from mpsl.models.chain import LayerChain, LayerInfo, describe_layers
+from mpsl.models.chain import LayerChain, LayerInfo, chain_of, describe_layers
 from mpsl.models.gpt import gpt_small
 from mpsl.models.resnet import resnet
 from mpsl.models.small import digits_cnn, lenet5
+from mpsl.models.trace import trace_chain
+from mpsl.models.user import build_user_model, is_spec
 from mpsl.models.vgg import vgg
 
-__all__ = ["MODELS", "LayerChain", "LayerInfo", "ModelSpec", "build_model", "describe_layers"]
+__all__ = [
+    "MODELS",
+    "LayerChain",
+    "LayerInfo",
+    "ModelSpec",
+    "build_model",
+    "chain_of",
+    "describe_layers",
+    "is_spec",
+    "trace_chain",
+]
 
 
 @dataclass(frozen=True)
@@ -69,9 +81,15 @@ def build_model(
     input_shape: tuple[int, ...] | None = None,
     seed: int | None = None,
 ) -> LayerChain:
-    """Build model ``name``; a seed makes the initial weights reproducible."""
+    """Build zoo model ``name``, or the model of a spec ``file.py:function`` or
+    ``package.module:function`` (docs/models.md); a seed makes the initial weights reproducible."""
+    if is_spec(name):
+        return build_user_model(name, num_classes, input_shape, seed)
     if name not in MODELS:
-        raise ModelError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+        raise ModelError(
+            f"unknown model '{name}'; choose one of: {', '.join(MODELS)}, or a model of your "
+            "own as FILE.py:FUNCTION or PACKAGE.MODULE:FUNCTION"
+        )
     spec = MODELS[name]
     shape = tuple(input_shape) if input_shape is not None else spec.input_shape
     if len(shape) != len(spec.input_shape):

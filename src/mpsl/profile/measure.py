@@ -270,10 +270,11 @@ def measure_model(
     settings: MeasureSettings | None = None,
     progress: Progress | None = None,
 ) -> Profile:
-    """Build zoo model ``name`` and profile it (see measure_chain)."""
+    """Build model ``name`` (zoo or FILE.py:FUNCTION) and profile it (see measure_chain)."""
     s = settings or MeasureSettings()
     chain = build_model(name, num_classes=num_classes, input_shape=input_shape, seed=s.seed)
-    vocab = num_classes if num_classes is not None else MODELS[name].num_classes
+    zoo = MODELS.get(name)  # a user model's token ids stay zeros without --num-classes
+    vocab = num_classes if num_classes is not None else (zoo.num_classes if zoo else None)
     return measure_chain(
         chain, batch_size, device_name=device_name, settings=s, vocab=vocab, progress=progress
     )

@@ -42,7 +42,11 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(default="digits_cnn", description="A model of `mpsl models`.")
+    model: str = Field(
+        default="digits_cnn",
+        description="A zoo model (`mpsl models`), or your own as FILE.py:FUNCTION or "
+        "PACKAGE.MODULE:FUNCTION (docs/models.md).",
+    )
     dataset: Literal["digits", "mnist", "cifar10", "synthetic", "npz", "images"] = Field(
         default="digits",
         description="Training and test data: built in, or your own read from data_path: npz (a "
