@@ -17,7 +17,11 @@ def evaluate(
         str | None, typer.Option(help="Dataset to score on (default: the run's).")
     ] = None,
     data_path: Annotated[
-        str | None, typer.Option(help="Directory of mnist/cifar10 files (default: the run's).")
+        str | None,
+        typer.Option(
+            help="Where the dataset is read: the mnist/cifar10 directory, the .npz file, the "
+            "image folder (default: the run's)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -69,6 +69,11 @@ def load_dataset(
                 f"dataset '{name}' is read from local files: give {what} (data_path, --data-path)"
             )
         dataset = load(path)
+    elif name == "python":
+        raise DatasetError(
+            "dataset 'python' was given to mpsl.train as an object: there is nothing to load; "
+            "pass the data again (mpsl.data.from_tensors, from_torch), or use a dataset name"
+        )
     else:
         raise DatasetError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
     if num_classes is not None:

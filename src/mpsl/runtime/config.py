@@ -47,10 +47,10 @@ class RunConfig(BaseModel):
         description="A zoo model (`mpsl models`), or your own as FILE.py:FUNCTION or "
         "PACKAGE.MODULE:FUNCTION (docs/models.md).",
     )
-    dataset: Literal["digits", "mnist", "cifar10", "synthetic", "npz", "images"] = Field(
+    dataset: Literal["digits", "mnist", "cifar10", "synthetic", "npz", "images", "python"] = Field(
         default="digits",
         description="Training and test data: built in, or your own read from data_path: npz (a "
-        "NumPy .npz file) or images (a folder of class folders).",
+        "NumPy .npz file) or images (a folder of class folders); python: given to mpsl.train.",
     )
     data_path: str | None = Field(
         default=None,
