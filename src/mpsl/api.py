@@ -74,6 +74,18 @@ def train(
     """
     from mpsl.runtime.engine import InProcessEngine
 
+    if engine not in ("cooperative", "threads", "processes"):
+        raise ConfigError(
+            f"engine must be cooperative, threads or processes; got '{engine}'", field="engine"
+        )
+    if engine == "processes" and not (isinstance(model, str) and isinstance(data, str)):
+        raise ConfigError(
+            "engine 'processes' builds the model and loads the data in every process: give the "
+            "model as a name or FILE.py:FUNCTION and the data as a dataset name",
+            field="engine",
+        )
+    if "dataset" in options:
+        raise ConfigError("the data is the second argument of mpsl.train", field="dataset")
     values: dict[str, Any] = {
         **options,
         "data_owners": data_owners,
@@ -97,11 +109,7 @@ def train(
         chain = _chain(model, values, dataset)
     config = RunConfig.from_values(values, "mpsl.train")
     if engine == "processes":
-        return _processes(config, model, data, out, overwrite, on_round)
-    if engine not in ("cooperative", "threads"):
-        raise ConfigError(
-            f"engine must be cooperative, threads or processes; got '{engine}'", field="engine"
-        )
+        return _processes(config, out, overwrite, on_round)
     local = InProcessEngine(config, dataset=dataset, model=chain, scheduling=engine)
     result, where = _run(local.run, config, local.model, local.events, out, overwrite, on_round)
     trained = local.model if chain is None or isinstance(model, str) else model
@@ -195,8 +203,6 @@ def _run(
 
 def _processes(
     config: RunConfig,
-    model: str | nn.Module,
-    data: Data,
     out: str | Path | None,
     overwrite: bool,
     on_round: Callable[[RoundResult], None] | None,
@@ -204,17 +210,14 @@ def _processes(
     """Every role a process of this machine: each builds the model and loads the data itself."""
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.launch import run_processes
+    from mpsl.signals import interruptible
 
-    if not isinstance(model, str) or not isinstance(data, str):
-        raise ConfigError(
-            "engine 'processes' builds the model and loads the data in every process: give the "
-            "model as a name or FILE.py:FUNCTION and the data as a dataset name",
-            field="engine",
-        )
     deployment = DeploymentCoordinator(config, wait_s=120.0)
 
     def rounds(progress: Any, each: Callable[[RoundResult], None] | None) -> RunResult:
-        return run_processes(deployment, progress, each)
+        # SIGTERM as an exception: the launcher's clean-up (children, secret keys) runs.
+        with interruptible():
+            return run_processes(deployment, progress, each)
 
     chain = deployment.setup.model
     result, where = _run(rounds, config, chain, deployment.events, out, overwrite, on_round)

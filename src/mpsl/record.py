@@ -12,6 +12,7 @@ from mpsl.report.summary import write_run
 from mpsl.runtime.coordinator import RoundResult
 from mpsl.runtime.engine import RunResult
 from mpsl.runtime.events import EventLog
+from mpsl.signals import deferred
 from mpsl.store.model_file import save_trained
 from mpsl.store.rundir import RunDir
 from mpsl.tasks import TaskRecord
@@ -58,7 +59,8 @@ class Recorder:
     def _write_events(self) -> None:
         records = self.events.drain()
         self.chart += [r for r in records if r.round == self._chart_round]
-        self.run_dir.append_events(records)
+        with deferred():  # a Ctrl-C must not cut a line of the log in half
+            self.run_dir.append_events(records)
 
     def kept(self, command: str = "mpsl run") -> str:
         """What an interruption leaves: the completed rounds and how to go on from them."""

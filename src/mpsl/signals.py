@@ -119,6 +119,10 @@ def deferred() -> Iterator[None]:
         previous = _install(_hold)
     try:
         yield
+    except BaseException:
+        if _state.depth == 1:  # the block's own error ends it: a signal held meanwhile is moot
+            _state.pending = None
+        raise
     finally:
         _state.depth -= 1
         if _state.depth == 0:

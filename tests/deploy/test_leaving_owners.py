@@ -85,3 +85,28 @@ def test_a_data_owner_that_comes_back_rejoins_at_a_later_round(deployment, monke
     left = [e for e in dep.errors if isinstance(e, KeyboardInterrupt)]
     assert len(left) == 1  # the first owner2, interrupted
     dep.join()
+
+
+def test_a_member_lost_after_the_last_round_does_not_fail_the_finished_run(caplog):
+    """The rounds are done: a member that leaves before its final metrics costs only those."""
+    import queue
+
+    from mpsl.deploy.control import Control, ControlKind, Metrics
+    from mpsl.runtime.events import EventLog
+    from mpsl.runtime.messages import Kind, Message
+
+    deployment = DeploymentCoordinator(small_config(data_owners=1, compute_nodes=1))
+    inbox: queue.Queue = queue.Queue()
+
+    class Inbox:
+        def recv_packet(self, timeout=None):
+            return inbox.get(timeout=5)
+
+    deployment.transport = Inbox()  # type: ignore[assignment]
+    inbox.put(Control(ControlKind.METRICS, "node1", Metrics(peak_memory_bytes=7)))
+    inbox.put(Message(Kind.LEFT, "owner1", text="data-owner owner1 was killed"))
+    inbox.put(Message(Kind.ERROR, "aggregator", text="aggregator failed while reporting"))
+    links, memory = deployment._collect(EventLog(), ["node1", "owner1", "aggregator"])
+    assert memory == {"node1": 7}
+    assert "no final metrics from owner1" in caplog.text
+    assert "no final metrics from aggregator" in caplog.text

@@ -196,3 +196,36 @@ def test_the_aggregator_averages_the_data_owners_it_is_asked_for():
     again = Message(Kind.AGGREGATE, COORDINATOR, batch=1, round=0, owners=(0,))
     aggregator._handle(again)
     assert float(script.sent[-1][1].tensors["w"]) == 1.0 and script.sent[-1][1].batch == 1
+
+
+def test_a_finisher_that_leaves_while_others_train_leaves_the_round():
+    """Its ROUND_DONE came, then its LEFT: its weights may never reach the aggregator."""
+    model = build_model("digits_cnn", 10, (1, 8, 8), seed=1)
+    parts = split_model(model, [1, 5])
+    script = _Script()
+    coordinator = Coordinator(
+        transport=script,
+        parts=parts,
+        model=model,
+        owners=2,
+        test=None,
+        nodes=["node1"],
+        node_parts=[1],
+    )
+    middle = {k: v.clone() for k, v in parts[1].state_dict().items()}
+    first_last = {f"first.{k}": v.clone() for k, v in parts[0].state_dict().items()}
+    first_last |= {f"last.{k}": v.clone() for k, v in parts[2].state_dict().items()}
+    script.inbox.put(Message(Kind.ROUND_DONE, "owner1", 0, round=0, samples=8))
+    script.inbox.put(Message(Kind.LEFT, "owner1", text="owner1 vanished"))
+    script.inbox.put(Message(Kind.ROUND_DONE, "owner2", 1, round=0, samples=8))
+
+    def answer(dest: str, msg: Message) -> None:
+        if msg.kind is Kind.AGGREGATE:
+            tensors = middle if dest == "node1" else first_last
+            script.inbox.put(Message(Kind.WEIGHTS, dest, round=0, batch=msg.batch, tensors=tensors))
+
+    script.on_send = answer
+    result = coordinator.run_round(0)
+    asked = [(d, m.owners) for d, m in script.sent if m.kind is Kind.AGGREGATE]
+    assert asked == [("node1", (1,)), ("aggregator", (1,))]
+    assert result.dropped == ("owner1",) and result.samples == 8

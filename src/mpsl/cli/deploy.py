@@ -78,7 +78,7 @@ def coordinator(
     **options: Any,
 ) -> None:
     """Hold the run config and plan, register the members, drive the rounds, write the report."""
-    from mpsl.cli.run import describe, open_run, resume_point, train
+    from mpsl.cli.run import describe, open_run, registered, resume_point, train
     from mpsl.deploy.coordinator import DeploymentCoordinator
     from mpsl.deploy.transport import ZmqTransport
     from mpsl.record import Recorder
@@ -111,8 +111,7 @@ def coordinator(
             )
             console.print(f"waiting for {', '.join(deployment.members)}")
 
-            def on_member(name: str, address: str, done: int, total: int) -> None:
-                console.print(f"registered {name} at {address} ({done}/{total})")
+            on_member = registered(console)
 
             def rounds(progress: Progress, on_round: Callable[[RoundResult], None]) -> RunResult:
                 return deployment.run(transport, progress, on_round, on_member, start)

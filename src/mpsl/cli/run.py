@@ -74,8 +74,7 @@ def run(
             run_dir, deployment.setup.model, console, job, events=deployment.events
         )
 
-        def on_member(name: str, address: str, done: int, total: int) -> None:
-            console.print(f"registered {name} at {address} ({done}/{total})")
+        on_member = registered(console)
 
         def processes(p: Callable[[int, int], None], r: Callable[[RoundResult], None]) -> RunResult:
             return run_processes(deployment, p, r, on_member, start_round=start)
@@ -148,6 +147,15 @@ def resume_point(
         console.print(f"resuming {run_dir.path} after round {start} of {job.run.rounds}")
     recorder = Recorder(run_dir, model=model, events=events, previous=previous, job=provenance(job))
     return start, recorder
+
+
+def registered(console: Console) -> Callable[[str, str, int, int], None]:
+    """What to print as each member of a deployment registers."""
+
+    def on_member(name: str, address: str, done: int, total: int) -> None:
+        console.print(f"registered {name} at {address} ({done}/{total})")
+
+    return on_member
 
 
 def describe(cfg: RunConfig, cuts: Sequence[int] | None = None) -> str:

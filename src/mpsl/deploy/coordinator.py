@@ -195,11 +195,13 @@ class DeploymentCoordinator:
             if on_member:
                 on_member(msg.sender, msg.body.address, len(self.routes), len(self.members))
 
-    def _route(self, member: str, address: str) -> Route:
-        """Reach ``member`` at ``address`` from now on (with its key, from the keys directory)."""
+    def _route(self, member: str, address: str, fresh: bool = False) -> Route:
+        """Reach ``member`` at ``address`` from now on (with its key, from the keys directory);
+        ``fresh``: on a new connection even at the same address (what was queued for an earlier
+        process there must not reach this one)."""
         creds = self.transport.credentials
         key = creds.public_key_of(member) if creds else None
-        self.transport.add_route(member, address, key)
+        self.transport.add_route(member, address, key, fresh=fresh)
         self.routes[member] = Route(address=address, public_key=key)
         return self.routes[member]
 
@@ -233,7 +235,7 @@ class DeploymentCoordinator:
             f"{self.layout.role_of(member).value} {member} at {self.routes[member].address} has "
             f"been silent for {silence.seconds:.0f} s (no heartbeat): it vanished"
         )
-        self.transport.inject(Message(Kind.LEFT, member, text=text))  # the rounds' driver says
+        self.left(member, text)
 
     def _present(self) -> list[str]:
         """The members in the run now: all but the data owners gone and not back."""
@@ -250,6 +252,10 @@ class DeploymentCoordinator:
         member = packet.sender
         if packet.kind is ControlKind.REGISTER:
             assert isinstance(packet.body, Registration)
+            role = self.layout.role_of(member)
+            if packet.body.role is not None and packet.body.role is not role:
+                log.warning("%s registered as %s, not %s; ignored", member, packet.body.role, role)
+                return
             if member not in self.owners:
                 raise RuntimeFailure(
                     f"{self.layout.role_of(member).value} {member} registered again while the "
@@ -279,7 +285,7 @@ class DeploymentCoordinator:
             self.transport.inject(
                 Message(Kind.LEFT, member, text=f"{member} registered again: it had left")
             )
-        route = self._route(member, address)
+        route = self._route(member, address, fresh=True)
         self._assignment = self._assignment.model_copy(update={"routes": dict(self.routes)})
         self.transport.send(member, Control(ControlKind.ASSIGN, COORDINATOR, self._assignment))
         moved = Control(ControlKind.ROUTE, COORDINATOR, Routes(routes={member: route}))
@@ -296,8 +302,12 @@ class DeploymentCoordinator:
         memory: dict[str, int] = {}
         waiting = set(present)
         deadline = time.monotonic() + max(self.timeout_s, 10.0)
-        while waiting:
-            msg = self._next(deadline, "final metrics", waiting)
+        while waiting and time.monotonic() < deadline:
+            msg = self._next(deadline, "final metrics", waiting, member_errors=False)
+            if msg.kind in (Kind.ERROR, Kind.LEFT):  # every round is done: the run stands
+                log.warning("no final metrics from %s: %s", msg.sender, getattr(msg, "text", ""))
+                waiting.discard(msg.sender)
+                continue
             if isinstance(msg, Control) and msg.kind is ControlKind.RECORDS:
                 self._between(msg)  # sent before the member's last word, the metrics
             if msg.kind is not ControlKind.METRICS:
@@ -311,6 +321,10 @@ class DeploymentCoordinator:
                     links[link] = n
             if msg.body.peak_memory_bytes is not None:
                 memory[msg.sender] = msg.body.peak_memory_bytes
+        if waiting:
+            log.warning(
+                "no final metrics from %s: the report lacks them", ", ".join(sorted(waiting))
+            )
         return dict(sorted(links.items())), memory
 
     def _abort(self, reason: str) -> None:
@@ -325,7 +339,8 @@ class DeploymentCoordinator:
     def _next(
         self, deadline: float, what: str, waiting: set[str], member_errors: bool = True
     ) -> Packet:
-        """The next message; an ERROR raises (a member's is returned unless ``member_errors``)."""
+        """The next message; an ERROR or a LEFT raises (a member's is returned unless
+        ``member_errors``)."""
         try:
             msg = self.transport.recv_packet(timeout=max(0.0, deadline - time.monotonic()))
         except TransportTimeout:
@@ -336,6 +351,9 @@ class DeploymentCoordinator:
         if msg.kind is Kind.ERROR and (member_errors or msg.sender == COORDINATOR):
             assert isinstance(msg, Message)
             raise RuntimeFailure(msg.text)
+        if msg.kind is Kind.LEFT and member_errors:  # before the rounds, any member is needed
+            assert isinstance(msg, Message)
+            raise RuntimeFailure(f"{msg.text}; it left before the rounds began")
         return msg
 
 
@@ -352,15 +370,10 @@ class _RoundInbox:
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
         """The next runtime message (TransportTimeout after ``timeout`` seconds)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            packet = self.deployment.transport.recv_packet(left)
-            if isinstance(packet, Message):
-                if packet.kind is Kind.LEFT and self.deployment._liveness is not None:
-                    self.deployment._liveness.forget(packet.sender)  # no heartbeats to the gone
-                return packet
-            self.deployment._between(packet)
+        msg = self.deployment.transport.recv_message(timeout, self.deployment._between)
+        if msg.kind is Kind.LEFT and self.deployment._liveness is not None:
+            self.deployment._liveness.forget(msg.sender)  # no heartbeats to the gone
+        return msg
 
     def close(self) -> None:
         """The deployment closes the transport itself."""

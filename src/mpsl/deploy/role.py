@@ -107,21 +107,18 @@ class _StopNoted:
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
         """Receive, as the transport does; note a STOP; follow a member that moved (ROUTE)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            packet = self.transport.recv_packet(left)
-            if isinstance(packet, Message):
-                break
-            if packet.kind is not ControlKind.ROUTE:
-                raise ProtocolError(f"unexpected {packet.kind.value} from {packet.sender}")
-            assert isinstance(packet.body, Routes)
-            for member, route in packet.body.routes.items():
-                log.info("%s is now at %s", member, route.address)
-                self.transport.add_route(member, route.address, route.public_key)
-        if packet.kind is Kind.STOP:
-            self.stop = packet
-        return packet
+        msg = self.transport.recv_message(timeout, self._control)
+        if msg.kind is Kind.STOP:
+            self.stop = msg
+        return msg
+
+    def _control(self, packet: Control) -> None:
+        if packet.kind is not ControlKind.ROUTE:
+            raise ProtocolError(f"unexpected {packet.kind.value} from {packet.sender}")
+        assert isinstance(packet.body, Routes)
+        for member, route in packet.body.routes.items():
+            log.info("%s is now at %s", member, route.address)
+            self.transport.add_route(member, route.address, route.public_key, fresh=True)
 
     def close(self) -> None:
         """The member closes the transport itself."""
@@ -192,6 +189,10 @@ class Role:
 
     def _assignment(self) -> Assignment:
         msg = self._await_coordinator()
+        while isinstance(msg, Message) and msg.kind not in (Kind.ERROR, Kind.STOP):
+            # queued for an earlier process of this member (a restart at the same address)
+            log.info("ignored %s from %s before the assignment", msg.kind.value, msg.sender)
+            msg = self._await_coordinator()
         if msg.kind is Kind.ERROR:
             raise _NotOurs(f"the coordinator refused {self.options.name}: {msg.text}")
         if msg.kind is Kind.STOP:

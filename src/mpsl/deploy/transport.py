@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import zmq
@@ -132,17 +133,24 @@ class ZmqTransport:
         return self.credentials is not None
 
     def add_route(
-        self, endpoint: str, address: str, public_key: str | None = None, monitor: bool = False
+        self,
+        endpoint: str,
+        address: str,
+        public_key: str | None = None,
+        monitor: bool = False,
+        fresh: bool = False,
     ) -> None:
         """Messages for ``endpoint`` go to ``address`` (whose CURVE server key is given).
 
         ``monitor``: watch the connection's handshakes (``handshake``); give it before the first
-        message to ``endpoint``.
+        message to ``endpoint``. ``fresh``: a new connection even to the same address (a process
+        restarted there must not get what was queued for the one before).
         """
         if self.secure and not public_key:
             raise ProtocolError(f"no public key for {endpoint} at {address}")
         with self._lock:
-            if self._routes.get(endpoint, (address, public_key)) != (address, public_key):
+            moved = self._routes.get(endpoint, (address, public_key)) != (address, public_key)
+            if moved or fresh:
                 self._forget(endpoint)  # a member registered again: its old socket is dead
             self._routes[endpoint] = (address, public_key)
             if monitor:
@@ -182,6 +190,17 @@ class ZmqTransport:
                 f"{packet.sender}"
             )
         return packet
+
+    def recv_message(self, timeout: float | None, on_control: Callable[[Control], None]) -> Message:
+        """Next runtime message (TransportTimeout after ``timeout`` seconds); the control
+        messages before it go to ``on_control``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            packet = self.recv_packet(left)
+            if isinstance(packet, Message):
+                return packet
+            on_control(packet)
 
     def recv_packet(self, timeout: float | None = None) -> Packet:
         """Next accepted message, runtime or control (TransportTimeout after ``timeout``)."""

@@ -56,13 +56,16 @@ class TaskQueue:
         self._waiting: dict[Action, Message] = {}
         self._cursor = 0
         self._dropped: set[int] = set()  # data owners out of the round: their turns are skipped
+        self._round = -1  # the running round
 
     def __len__(self) -> int:
         return sum(map(len, self._lanes)) + len(self._waiting)
 
     def push(self, msg: Message) -> None:
-        """Add a task (or a control message)."""
+        """Add a task (or a control message); a task of a round already over is dropped."""
         kind = TASK_KIND.get(msg.kind)
+        if kind is not None and msg.round < self._round:
+            return  # a dropped data owner's, still on its way when its round ended
         if kind is not None and self.policy is QueuePolicy.SCHEDULED:
             self._waiting[Action(msg.owner, kind, msg.batch)] = msg
         else:
@@ -103,10 +106,13 @@ class TaskQueue:
             lane.clear()
             lane.extend(kept)
 
-    def restart(self) -> None:
-        """A new round: the prescribed order starts again from its first task, for everyone."""
+    def restart(self, round_: int) -> None:
+        """Round ``round_`` starts: the prescribed order again from its first task, for everyone;
+        what an earlier round left waiting goes."""
+        self._round = round_
         self._cursor = 0
         self._dropped.clear()
+        self._waiting = {a: m for a, m in self._waiting.items() if m.round >= round_}
 
 
 class ComputeNode(Worker):
@@ -182,7 +188,7 @@ class ComputeNode(Worker):
         if msg.tensors:
             self.global_part.load_state_dict(msg.tensors)
         self.round = msg.round
-        self.queue.restart()
+        self.queue.restart(msg.round)
         self.out = set()
         for k in set(self.instances) - set(msg.owners):  # gone before the round: no turns
             self.out.add(k)
@@ -213,12 +219,13 @@ class ComputeNode(Worker):
         self.out.add(msg.owner)
         self.queue.drop(msg.owner)
         for key in [key for key in self.stash if key[0] == msg.owner]:
-            self.live_activation_bytes -= self.stash.pop(key)[2]
+            _, out, saved = self.stash.pop(key)
+            self.live_activation_bytes -= saved if out is not None else 0  # as _backward counts
         self.instances[msg.owner].samples = 0
 
     def _forward(self, msg: Message) -> None:
-        if msg.owner in self.out:
-            return  # a task of a data owner dropped from the round, still on its way
+        if msg.owner in self.out or msg.round != self.round:
+            return  # a task of a data owner dropped from its round, still on its way
         inst = self._instance(msg)
         start = self.events.now()
         saved = [0]
@@ -253,7 +260,7 @@ class ComputeNode(Worker):
         self._record(msg, TaskKind.FWD, start, out_msg.nbytes)
 
     def _backward(self, msg: Message) -> None:
-        if msg.owner in self.out:
+        if msg.owner in self.out or msg.round != self.round:
             return
         inst = self._instance(msg)
         key = (msg.owner, msg.batch)
@@ -296,9 +303,10 @@ class ComputeNode(Worker):
         )
         self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
         state = self.global_part.state_dict()
-        # The data owners that finished the round; a helper that serves none of them keeps the
-        # global part. Averaged from the instances, which the round's start alone resets, so a
-        # second request (a finisher lost meanwhile) averages afresh.
+        # The data owners that finished the round. Averaged from the instances, which the round's
+        # start alone resets, so a second request (a finisher lost meanwhile) averages afresh. A
+        # node left with none of them replies with samples 0, which FedAvg leaves out at the
+        # coordinator: its global part may hold an earlier request's average by then.
         mine = [self.instances[k] for k in msg.owners if k in self.instances]
         if mine:
             states = [i.module.state_dict() for i in mine]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -31,6 +31,17 @@ from mpsl.training.steps import evaluate, torch_threads
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (round, data owners finished)
+
+
+@dataclass
+class _RoundState:
+    """Who is where in one round: still training, finished, dropped."""
+
+    round: int
+    roster: int  # data owners that started it
+    waiting: set[int] = field(default_factory=set)
+    finished: dict[int, Message] = field(default_factory=dict)
+    dropped: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,28 +120,24 @@ class Coordinator:
                 owner_endpoint(k),
                 Message(Kind.ROUND_START, self.name, round=r, tensors=owner_state),
             )
-        finished: dict[int, Message] = {}
-        dropped: list[int] = []
-        waiting = set(roster)
-        while waiting:
+        state = _RoundState(r, len(roster))
+        state.waiting = set(roster)
+        absent = self.owners - len(roster)
+        while state.waiting:
             msg = self._receive(r, "round_done")
             if msg.kind is Kind.LEFT:
-                k = self._left(msg)
-                if k in waiting:
-                    waiting.discard(k)
-                    dropped.append(k)
-                    for node in self.nodes:
-                        self.transport.send(node, Message(Kind.DROP, self.name, k, round=r))
-                    self._enough(r, len(roster) - len(dropped))
-            elif msg.kind is Kind.ROUND_DONE and msg.round == r and msg.owner in waiting:
-                waiting.discard(msg.owner)
-                finished[msg.owner] = msg
+                if not self._drop(msg, state):
+                    continue
+            elif msg.kind is Kind.ROUND_DONE and msg.round == r and msg.owner in state.waiting:
+                state.waiting.discard(msg.owner)
+                state.finished[msg.owner] = msg
             else:
-                log.warning("round %d: ignored %s from %s", r, msg.kind.value, msg.sender)
+                log.warning("round %d: ignored %s from %s", r + 1, msg.kind.value, msg.sender)
                 continue
             if progress:
-                progress(r, len(finished) + len(dropped))
-        self._install(self._aggregate(r, finished, dropped, len(roster)))
+                progress(r, absent + len(state.finished) + len(state.dropped))
+        finished, dropped = state.finished, state.dropped
+        self._install(self._aggregate(state))
         seconds = time.perf_counter() - start
         test_loss, accuracy = float("nan"), float("nan")
         if self.test:
@@ -154,38 +161,51 @@ class Coordinator:
         if self.lost.pop(k, None) is not None:
             log.info("%s rejoins at the next round", owner_endpoint(k))
 
-    def _aggregate(
-        self, r: int, finished: dict[int, Message], dropped: list[int], roster: int
-    ) -> list[Message]:
+    def _aggregate(self, state: _RoundState) -> list[Message]:
         """FedAvg over the data owners that finished: every node's part and the aggregator's.
 
         A finisher that leaves before the replies are in may never have delivered its weights
         to the aggregator: it is dropped, and the averaging asked again without it.
         """
-        attempt = 0
+        r, attempt = state.round, 0
         while True:
-            ask = Message(
-                Kind.AGGREGATE, self.name, batch=attempt, round=r, owners=tuple(sorted(finished))
-            )
+            finishers = tuple(sorted(state.finished))
+            ask = Message(Kind.AGGREGATE, self.name, batch=attempt, round=r, owners=finishers)
             for member in [*self.nodes, self.aggregator]:
                 self.transport.send(member, ask)
             replies: dict[str, Message] = {}
             while len(replies) < len(self.nodes) + 1:
                 msg = self._receive(r, "weights")
                 if msg.kind is Kind.LEFT:
-                    k = self._left(msg)
-                    if k in finished:
-                        del finished[k]
-                        dropped.append(k)
-                        self._enough(r, roster - len(dropped))
+                    if self._drop(msg, state):
                         break
                 elif msg.kind is Kind.WEIGHTS and msg.round == r and msg.batch == attempt:
                     replies[msg.sender] = msg
                 else:  # the answer to an earlier request, or a late word from a dropped owner
-                    log.debug("round %d: ignored %s from %s", r, msg.kind.value, msg.sender)
+                    log.debug("round %d: ignored %s from %s", r + 1, msg.kind.value, msg.sender)
             else:
                 return list(replies.values())
             attempt += 1
+
+    def _drop(self, msg: Message, state: _RoundState) -> bool:
+        """A LEFT during round ``state.round``: whether it drops a data owner of the round.
+
+        One still training leaves its tasks behind (DROP tells the compute nodes to discard them);
+        one that finished may not have delivered its weights to the aggregator: either way its
+        work leaves the round.
+        """
+        k = self._left(msg)
+        if k in state.waiting:
+            state.waiting.discard(k)
+            for node in self.nodes:
+                self.transport.send(node, Message(Kind.DROP, self.name, k, round=state.round))
+        elif k in state.finished:
+            del state.finished[k]
+        else:
+            return False
+        state.dropped.append(k)
+        self._enough(state.round, state.roster - len(state.dropped))
+        return True
 
     def _left(self, msg: Message) -> int:
         """The data owner that left (noted as lost); a compute node or the aggregator fails."""
@@ -241,7 +261,7 @@ class Coordinator:
             msg = self.transport.recv(self.name, timeout=self.timeout_s)
         except TransportTimeout as exc:
             raise RuntimeFailure(
-                f"round {r}: no {what} message ({exc}); every other role waits too: "
+                f"round {r + 1}: no {what} message ({exc}); every other role waits too: "
                 f"a role hangs, or a prescribed task order cannot be followed"
             ) from None
         if msg.kind is Kind.ERROR:
