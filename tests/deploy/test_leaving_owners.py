@@ -106,7 +106,7 @@ def test_a_member_lost_after_the_last_round_does_not_fail_the_finished_run(caplo
     inbox.put(Control(ControlKind.METRICS, "node1", Metrics(peak_memory_bytes=7)))
     inbox.put(Message(Kind.LEFT, "owner1", text="data-owner owner1 was killed"))
     inbox.put(Message(Kind.ERROR, "aggregator", text="aggregator failed while reporting"))
-    links, memory = deployment._collect(EventLog(), ["node1", "owner1", "aggregator"])
+    _, memory = deployment._collect(EventLog(), ["node1", "owner1", "aggregator"])
     assert memory == {"node1": 7}
     assert "no final metrics from owner1" in caplog.text
     assert "no final metrics from aggregator" in caplog.text
