@@ -20,7 +20,7 @@ from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.privacy.inversion import reconstruct
 from mpsl.privacy.labels import infer_labels
-from mpsl.privacy.observe import NodeView, Recorder
+from mpsl.privacy.observe import Recorder
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import InProcessEngine, RunResult
 from mpsl.runtime.messages import Kind
@@ -65,16 +65,18 @@ class AttackSettings:
     def check(self, config: RunConfig, nodes: Sequence[str]) -> None:
         """ConfigError naming the setting that cannot apply to ``config``."""
         if not 0 < self.aux_fraction < 1:
-            raise ConfigError(f"must be between 0 and 1, got {self.aux_fraction}",
-                              field="aux_fraction")  # fmt: skip
+            raise ConfigError(
+                f"must be between 0 and 1, got {self.aux_fraction}", field="aux_fraction"
+            )
         if self.round is not None and not 0 <= self.round < config.rounds:
             raise ConfigError(
                 f"round {self.round} is outside the run's rounds 0..{config.rounds - 1}",
                 field="attack_round",
             )
         if self.inversion_epochs < 1:
-            raise ConfigError(f"must be at least 1, got {self.inversion_epochs}",
-                              field="inversion_epochs")  # fmt: skip
+            raise ConfigError(
+                f"must be at least 1, got {self.inversion_epochs}", field="inversion_epochs"
+            )
         unknown = [n for n in self.nodes or () if n not in nodes]
         if unknown:
             raise ConfigError(
@@ -128,7 +130,9 @@ def aux_split(test: Labeled, fraction: float, seed: int) -> Labeled:
     return test.subset(order[: max(2, round(len(test) * fraction))])
 
 
-def prefix_of(model: nn.Module, cuts: Sequence[int], part: int, weights: dict[str, Any]) -> nn.Module:
+def prefix_of(
+    model: nn.Module, cuts: Sequence[int], part: int, weights: dict[str, Any]
+) -> nn.Module:
     """The model's parts before ``part``, with ``weights``: what feeds the node hosting ``part``."""
     copied = copy.deepcopy(model)
     copied.load_state_dict(weights)
@@ -145,8 +149,9 @@ def attack(trained: Trained, aux: Labeled, settings: AttackSettings, say: Say) -
     if grads:
         view = grads[0]
         say(f"label inference at {view.node} from {len(view)} gradients")
-        labels = infer_labels(view.tensors, view.labels, known=settings.known_labels,
-                              seed=settings.seed)  # fmt: skip
+        labels = infer_labels(
+            view.tensors, view.labels, known=settings.known_labels, seed=settings.seed
+        )
         report["label_attack"] = {"node": view.node, **labels.__dict__}
         report["label_attack_accuracy"] = labels.accuracies()
         report["label_chance"] = labels.chance
@@ -155,8 +160,14 @@ def attack(trained: Trained, aux: Labeled, settings: AttackSettings, say: Say) -
         say(f"reconstruction at {view.node} from {len(view)} activations")
         part = layout.node_parts[layout.nodes.index(view.node)]
         prefix = prefix_of(engine.model, engine.cuts, part, trained.start_weights)
-        got = reconstruct(prefix, aux, view.tensors, Labeled(view.inputs, view.labels),
-                          epochs=settings.inversion_epochs, seed=settings.seed)  # fmt: skip
+        got = reconstruct(
+            prefix,
+            aux,
+            view.tensors,
+            Labeled(view.inputs, view.labels),
+            epochs=settings.inversion_epochs,
+            seed=settings.seed,
+        )
         recon[view.node] = got.__dict__
     report["reconstruction"] = recon
     report["reconstruction_mse"] = {n: r["mse"] for n, r in recon.items()}
@@ -175,13 +186,22 @@ def audit(
     """Train ``config`` under each defence, attack what each node saw; the report as plain data."""
     unknown = [d for d in defences if d not in DEFENCES]
     if unknown:
-        raise ConfigError(f"'{unknown[0]}' is not a defence; built: {', '.join(DEFENCES)}",
-                          field="defences")  # fmt: skip
+        raise ConfigError(
+            f"'{unknown[0]}' is not a defence; built: {', '.join(DEFENCES)}", field="defences"
+        )
     dataset = dataset or load_run_data(config)
     aux = aux_split(dataset.test, settings.aux_fraction, settings.seed)
     out: dict[str, Any] = {
         "config": config.model_dump(mode="json"),
-        "attack": {**settings.__dict__, "aux_samples": len(aux)},
+        "attack": {
+            "nodes": list(settings.nodes) if settings.nodes else None,
+            "observed_round": (config.rounds - 1 if settings.round is None else settings.round) + 1,
+            "aux_fraction": settings.aux_fraction,
+            "aux_samples": len(aux),
+            "inversion_epochs": settings.inversion_epochs,
+            "known_labels_per_class": settings.known_labels,
+            "seed": settings.seed,
+        },
         "defences": {},
     }
     for name in defences:
@@ -189,5 +209,8 @@ def audit(
         trained = train_observed(DEFENCES[name], config, dataset, settings, say)
         out["cuts"] = list(trained.engine.cuts)
         out["nodes"] = list(trained.engine.setup.layout.nodes)
-        out["defences"][name] = {"about": DEFENCES[name].about, **attack(trained, aux, settings, say)}
+        out["defences"][name] = {
+            "about": DEFENCES[name].about,
+            **attack(trained, aux, settings, say),
+        }
     return out

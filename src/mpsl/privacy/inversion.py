@@ -57,7 +57,8 @@ def train_inversion(
 ) -> nn.Module:
     """A decoder trained on ``aux`` inputs and their ``prefix`` outputs (Adam, MSE)."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # the attacker's seed, and the caller's RNG left untouched
+    # the decoder's weights from the attacker's seed; the caller's RNG is left as it was
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         acts = _prefix_outputs(prefix, aux)
         net = decoder(tuple(acts.shape[1:]), tuple(aux.shape[1:]))

@@ -50,7 +50,7 @@ class LabelAttackResult:
 
 
 def known_samples(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Indices of up to ``per_class`` samples of each label, drawn with ``seed`` (the attacker's)."""
+    """Up to ``per_class`` sample indices of each label, drawn with the attacker's ``seed``."""
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     chosen: list[int] = []
     seen: dict[int, int] = {}
@@ -76,8 +76,10 @@ def infer_labels(
             field="model",
         )
     if known < 1:
-        raise ConfigError(f"the attacker needs at least 1 known label per class, got {known}",
-                          field="known_labels")  # fmt: skip
+        raise ConfigError(
+            f"the attacker needs at least 1 known label per class, got {known}",
+            field="known_labels",
+        )
     g = gradients.reshape(len(gradients), -1).double()
     unit = torch.nn.functional.normalize(g, dim=1)
     classes = sorted(int(c) for c in labels.unique())

@@ -80,17 +80,15 @@ class Recorder:
         for (node, kind), got in sorted(self.received.items(), key=lambda kv: kv[0][0]):
             keys = sorted(got)
             idx = [batch(k, r, b) for k, r, b in keys]
+            pairs = list(zip(keys, idx, strict=True))
             out.append(
                 NodeView(
                     node=node,
                     kind=kind,
                     tensors=torch.cat([got[key] for key in keys]),
-                    inputs=torch.cat([shares[k].x[i] for (k, _, _), i in zip(keys, idx)]),
-                    labels=torch.cat([shares[k].y[i] for (k, _, _), i in zip(keys, idx)]),
-                    rounds=torch.cat(
-                        [torch.full((len(i),), r) for (_, r, _), i in zip(keys, idx)]
-                    ),
+                    inputs=torch.cat([shares[k].x[i] for (k, _, _), i in pairs]),
+                    labels=torch.cat([shares[k].y[i] for (k, _, _), i in pairs]),
+                    rounds=torch.cat([torch.full((len(i),), r) for (_, r, _), i in pairs]),
                 )
             )
         return out
-
