@@ -100,6 +100,8 @@ def train_observed(
     defence: Defence, config: RunConfig, dataset: Dataset, settings: AttackSettings, say: Say
 ) -> Trained:
     """Train ``config`` under ``defence`` in process, a recorder on the transport."""
+    # The recorder watches the layout's nodes, known only once the engine is built; the engine
+    # takes its observer when built: so the observer forwards to the recorder made just after.
     holder: dict[str, Any] = {}
     attacked = config.rounds - 1 if settings.round is None else settings.round
 
