@@ -35,6 +35,7 @@ COMMANDS = (
     "plan",
     "schedule",
     "deploy",
+    "audit",
 )
 for _name in COMMANDS:
     importlib.import_module(f"mpsl.cli.{_name}").register(app)

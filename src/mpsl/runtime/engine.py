@@ -29,7 +29,7 @@ from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.links import EmulatedLinks, LinkModel
 from mpsl.runtime.setup import Role, RunSetup, build_coordinator, build_role
-from mpsl.runtime.transport import InProcessTransport
+from mpsl.runtime.transport import InProcessTransport, Observed, Observer
 from mpsl.tasks import AGGREGATOR, COORDINATOR, Order, owner_endpoint
 from mpsl.training.allocator import keep_freed_memory
 from mpsl.training.steps import torch_threads
@@ -89,7 +89,9 @@ class InProcessEngine:
     of the calling thread, one task at a time with all of torch's threads (``cooperative.py``);
     ``threads`` (the default, and the only choice, when a device or link is emulated) runs every
     role as a thread with a share of the cores. Building one switches this process's allocator to
-    keep freed memory (``keep_freed_memory``).
+    keep freed memory (``keep_freed_memory``). ``observer`` sees every message the roles send,
+    with its destination, before delivery (``transport.Observed``; the privacy audit records what
+    compute nodes receive with it); it changes nothing in training.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class InProcessEngine:
         orders: Mapping[int, Order] | None = None,
         threads_per_role: int | None = None,
         scheduling: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         keep_freed_memory()
         self.setup = RunSetup.build(config, dataset=dataset, model=model, assignment=assignment)
@@ -135,13 +138,15 @@ class InProcessEngine:
         # Who runs when, and emulated time, are the engine's: the transport only delivers.
         self.scheduler = GreenletScheduler() if self.scheduling == "cooperative" else None
         self.clock = Timeline()
-        self.transport: InProcessTransport | EmulatedLinks | CooperativeTransport
+        self.transport: InProcessTransport | EmulatedLinks | CooperativeTransport | Observed
         if self.scheduler is not None:
             self.transport = CooperativeTransport(self.scheduler)
         elif link_model is not None:
             self.transport = EmulatedLinks(link_model, self.clock)
         else:
             self.transport = InProcessTransport()
+        if observer is not None:
+            self.transport = Observed(self.transport, observer)
         self.events = EventLog()
         self.threads_per_role = threads_per_role  # torch threads of each role (None: share_cores)
         layout = self.setup.layout

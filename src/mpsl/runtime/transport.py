@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Protocol
 
 from mpsl.errors import TransportTimeout
@@ -27,6 +28,12 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release resources."""
+
+
+class CountingTransport(Transport, Protocol):
+    """A transport that counts the bytes sent on each (sender, destination) link."""
+
+    bytes_sent: dict[tuple[str, str], int]
 
 
 class InProcessTransport:
@@ -57,3 +64,33 @@ class InProcessTransport:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+Observer = Callable[[str, Message], None]
+"""Sees every message handed to a transport, with its destination, before it is delivered."""
+
+
+class Observed:
+    """A transport whose every send is first shown to an observer (a privacy audit's recorder).
+
+    The observer sees exactly what the destination will receive, on the roles' own send path; it
+    must not change the message (tensors are the sender's: copy what you keep).
+    """
+
+    def __init__(self, inner: CountingTransport, observer: Observer) -> None:
+        self.inner = inner
+        self.observer = observer
+        self.bytes_sent = inner.bytes_sent  # the same dict: the inner transport counts
+
+    def send(self, dest: str, msg: Message) -> None:
+        """Show ``msg`` to the observer, then send it."""
+        self.observer(dest, msg)
+        self.inner.send(dest, msg)
+
+    def recv(self, endpoint: str, timeout: float | None = None) -> Message:
+        """The inner transport's next message for ``endpoint``."""
+        return self.inner.recv(endpoint, timeout)
+
+    def close(self) -> None:
+        """Close the inner transport."""
+        self.inner.close()

@@ -1,0 +1,218 @@
+"""The privacy audit: train a run under each defence, record what the compute nodes receive,
+attack it from each node's point of view, and report how much leaked.
+
+A defence is a named entry of ``DEFENCES``: how a run is trained under it. The audit iterates
+over the defences it is given, so a new defence is one more entry; only ``none`` exists yet.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mpsl.data import Dataset
+from mpsl.data.base import Labeled
+from mpsl.errors import ConfigError
+from mpsl.privacy.inversion import reconstruct
+from mpsl.privacy.labels import infer_labels
+from mpsl.privacy.observe import Recorder
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.engine import InProcessEngine, RunResult
+from mpsl.runtime.messages import Kind
+from mpsl.runtime.setup import load_run_data
+from mpsl.runtime.transport import Observer
+from mpsl.split import split_model
+
+Say = Callable[[str], None]
+"""Where the audit reports progress: one line per step."""
+
+
+@dataclass(frozen=True)
+class Defence:
+    """A named way of training a run: ``engine`` builds the in-process engine it trains on, with
+    the audit's observer on its transport (``InProcessEngine(observer=...)``)."""
+
+    name: str
+    about: str
+    engine: Callable[[RunConfig, Dataset, Observer], InProcessEngine]
+
+
+def _plain(config: RunConfig, dataset: Dataset, observer: Observer) -> InProcessEngine:
+    return InProcessEngine(config, dataset=dataset, observer=observer)
+
+
+NONE = Defence("none", "no defence: activations and gradients sent as computed", _plain)
+# The defences an audit can iterate over, by name; each new defence is one more entry.
+DEFENCES: dict[str, Defence] = {d.name: d for d in (NONE,)}
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """What the attacker has and does."""
+
+    nodes: tuple[str, ...] | None = None  # compute nodes whose view is attacked (None: all)
+    round: int | None = None  # the round observed (None: the last)
+    aux_fraction: float = 0.5  # of the test split, owned by the attacker (never trained on)
+    inversion_epochs: int = 30
+    known_labels: int = 10  # labelled samples per class the label attacker holds
+    seed: int = 0
+
+    def check(self, config: RunConfig, nodes: Sequence[str]) -> None:
+        """ConfigError naming the setting that cannot apply to ``config``."""
+        if not 0 < self.aux_fraction < 1:
+            raise ConfigError(
+                f"must be between 0 and 1, got {self.aux_fraction}", field="aux_fraction"
+            )
+        if self.round is not None and not 0 <= self.round < config.rounds:
+            raise ConfigError(
+                f"round {self.round} is outside the run's rounds 0..{config.rounds - 1}",
+                field="attack_round",
+            )
+        if self.inversion_epochs < 1:
+            raise ConfigError(
+                f"must be at least 1, got {self.inversion_epochs}", field="inversion_epochs"
+            )
+        unknown = [n for n in self.nodes or () if n not in nodes]
+        if unknown:
+            raise ConfigError(
+                f"{', '.join(unknown)} is not a compute node of this run ({', '.join(nodes)})",
+                field="attack_nodes",
+            )
+
+
+@dataclass
+class Trained:
+    """A run trained under one defence: its result, what was recorded, the observed round's
+    starting global weights."""
+
+    result: RunResult
+    recorder: Recorder
+    start_weights: dict[str, torch.Tensor]
+    engine: InProcessEngine
+
+
+def train_observed(
+    defence: Defence, config: RunConfig, dataset: Dataset, settings: AttackSettings, say: Say
+) -> Trained:
+    """Train ``config`` under ``defence`` in process, a recorder on the transport."""
+    # The recorder watches the layout's nodes, known only once the engine is built; the engine
+    # takes its observer when built: so the observer forwards to the recorder made just after.
+    holder: dict[str, Any] = {}
+    attacked = config.rounds - 1 if settings.round is None else settings.round
+
+    def observer(dest: str, msg: Any) -> None:
+        holder["recorder"](dest, msg)
+
+    engine = defence.engine(config, dataset, observer)
+    layout = engine.setup.layout
+    settings.check(config, layout.nodes)
+    watched = settings.nodes or layout.nodes
+    holder["recorder"] = Recorder(
+        nodes=watched, last_node=layout.nodes[-1], owners=config.data_owners, rounds={attacked}
+    )
+    snapshot = {k: v.clone() for k, v in engine.model.state_dict().items()}
+
+    def on_round(res: Any) -> None:
+        say(f"round {res.round + 1}/{config.rounds}: accuracy {res.accuracy:.2%}")
+        if res.round == attacked - 1:  # the global weights the observed round starts from
+            snapshot.update({k: v.clone() for k, v in engine.model.state_dict().items()})
+
+    result = engine.run(on_round=on_round)
+    return Trained(result, holder["recorder"], snapshot, engine)
+
+
+def aux_split(test: Labeled, fraction: float, seed: int) -> Labeled:
+    """The attacker's auxiliary data: a seeded ``fraction`` of the test split."""
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    return test.subset(order[: max(2, round(len(test) * fraction))])
+
+
+def prefix_of(
+    model: nn.Module, cuts: Sequence[int], part: int, weights: dict[str, Any]
+) -> nn.Module:
+    """The model's parts before ``part``, with ``weights``: what feeds the node hosting ``part``."""
+    copied = copy.deepcopy(model)
+    copied.load_state_dict(weights)
+    return nn.Sequential(*split_model(copied, cuts)[:part])  # type: ignore[arg-type]
+
+
+def attack(trained: Trained, aux: Labeled, settings: AttackSettings, say: Say) -> dict[str, Any]:
+    """Every attack on what ``trained``'s nodes received; the report of one defence."""
+    engine = trained.engine
+    setup, layout = engine.setup, engine.setup.layout
+    views = trained.recorder.views(setup.owner_shares(), setup.workload)
+    report: dict[str, Any] = {"test_accuracy": trained.result.rounds[-1].accuracy}
+    grads = [v for v in views if v.kind is Kind.GRADIENT]
+    if grads:
+        view = grads[0]
+        say(f"label inference at {view.node} from {len(view)} gradients")
+        labels = infer_labels(
+            view.tensors, view.labels, known=settings.known_labels, seed=settings.seed
+        )
+        report["label_attack"] = {"node": view.node, **labels.__dict__}
+        report["label_attack_accuracy"] = labels.accuracies()
+        report["label_chance"] = labels.chance
+    recon: dict[str, Any] = {}
+    for view in (v for v in views if v.kind is Kind.ACTIVATION):
+        say(f"reconstruction at {view.node} from {len(view)} activations")
+        part = layout.node_parts[layout.nodes.index(view.node)]
+        prefix = prefix_of(engine.model, engine.cuts, part, trained.start_weights)
+        got = reconstruct(
+            prefix,
+            aux,
+            view.tensors,
+            Labeled(view.inputs, view.labels),
+            epochs=settings.inversion_epochs,
+            seed=settings.seed,
+        )
+        recon[view.node] = got.__dict__
+    report["reconstruction"] = recon
+    report["reconstruction_mse"] = {n: r["mse"] for n, r in recon.items()}
+    report["baseline_mse"] = {n: r["baseline_mse"] for n, r in recon.items()}
+    return report
+
+
+def audit(
+    config: RunConfig,
+    settings: AttackSettings = AttackSettings(),
+    defences: Sequence[str] = ("none",),
+    *,
+    dataset: Dataset | None = None,
+    say: Say = lambda _: None,
+) -> dict[str, Any]:
+    """Train ``config`` under each defence, attack what each node saw; the report as plain data."""
+    unknown = [d for d in defences if d not in DEFENCES]
+    if unknown:
+        raise ConfigError(
+            f"'{unknown[0]}' is not a defence; built: {', '.join(DEFENCES)}", field="defences"
+        )
+    dataset = dataset or load_run_data(config)
+    aux = aux_split(dataset.test, settings.aux_fraction, settings.seed)
+    out: dict[str, Any] = {
+        "config": config.model_dump(mode="json"),
+        "attack": {
+            "nodes": list(settings.nodes) if settings.nodes else None,
+            "observed_round": (config.rounds - 1 if settings.round is None else settings.round) + 1,
+            "aux_fraction": settings.aux_fraction,
+            "aux_samples": len(aux),
+            "inversion_epochs": settings.inversion_epochs,
+            "known_labels_per_class": settings.known_labels,
+            "seed": settings.seed,
+        },
+        "defences": {},
+    }
+    for name in defences:
+        say(f"defence {name}: training")
+        trained = train_observed(DEFENCES[name], config, dataset, settings, say)
+        out["cuts"] = list(trained.engine.cuts)
+        out["nodes"] = list(trained.engine.setup.layout.nodes)
+        out["defences"][name] = {
+            "about": DEFENCES[name].about,
+            **attack(trained, aux, settings, say),
+        }
+    return out

@@ -1,0 +1,57 @@
+"""The audit's chart: attack success per hop, per defence, against chance and the baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def draw_audit(report: dict[str, Any], path: Path) -> None:
+    """Two panels: reconstruction MSE per node (baseline dashed), and attack accuracy per node."""
+    nodes: list[str] = report["nodes"]
+    defences: dict[str, Any] = report["defences"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / max(1, len(defences))
+    for d, (name, got) in enumerate(defences.items()):
+        recon = got["reconstruction"]
+        xs = [i + d * width for i, n in enumerate(nodes) if n in recon]
+        left.bar(xs, [recon[n]["mse"] for n in nodes if n in recon], width, label=name)
+        for x, n in zip(xs, (n for n in nodes if n in recon), strict=True):
+            base = recon[n]["baseline_mse"]
+            left.hlines(base, x - width / 2, x + width / 2, colors="k", linestyles="dashed")
+        right.bar(
+            xs,
+            [recon[n]["classifier_accuracy"] for n in nodes if n in recon],
+            width,
+            label=f"{name}: classifier on reconstructions",
+        )
+        if "label_attack" in got:
+            label = got["label_attack"]
+            x = nodes.index(label["node"]) + d * width + width / 3
+            best = max(v for v in got["label_attack_accuracy"].values() if v is not None)
+            right.scatter(
+                [x],
+                [best],
+                marker="*",
+                s=160,
+                zorder=3,
+                label=f"{name}: label inference (best attack)",
+            )
+            right.axhline(label["chance"], color="grey", linestyle=":", label="label chance")
+    left.set_xticks(range(len(nodes)), nodes)
+    left.set_ylabel("reconstruction MSE (dashed: mean-image baseline)")
+    left.set_title("input reconstruction from received activations")
+    left.legend(title="defence")
+    right.set_xticks(range(len(nodes)), nodes)
+    right.set_ylim(0, 1.05)
+    right.set_ylabel("accuracy")
+    right.set_title("what the attacker gets right")
+    right.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
