@@ -138,8 +138,9 @@ class _Script:
         pass
 
 
-def test_a_finisher_lost_before_the_averaging_is_in_is_averaged_out_again():
-    """Its weights may never reach the aggregator: the coordinator asks again without it."""
+def _scripted_round() -> tuple[_Script, Coordinator, dict, dict]:
+    """A coordinator of 2 data owners and one compute node over a scripted transport, and the
+    weights its node and aggregator answer with."""
     model = build_model("digits_cnn", 10, (1, 8, 8), seed=1)
     parts = split_model(model, [1, 5])  # first, one middle part, last
     script = _Script()
@@ -155,6 +156,12 @@ def test_a_finisher_lost_before_the_averaging_is_in_is_averaged_out_again():
     middle = {k: v.clone() for k, v in parts[1].state_dict().items()}
     first_last = {f"first.{k}": v.clone() for k, v in parts[0].state_dict().items()}
     first_last |= {f"last.{k}": v.clone() for k, v in parts[2].state_dict().items()}
+    return script, coordinator, middle, first_last
+
+
+def test_a_finisher_lost_before_the_averaging_is_in_is_averaged_out_again():
+    """Its weights may never reach the aggregator: the coordinator asks again without it."""
+    script, coordinator, middle, first_last = _scripted_round()
     for k in (0, 1):
         script.inbox.put(Message(Kind.ROUND_DONE, f"owner{k + 1}", k, round=0, samples=8))
 
@@ -200,21 +207,7 @@ def test_the_aggregator_averages_the_data_owners_it_is_asked_for():
 
 def test_a_finisher_that_leaves_while_others_train_leaves_the_round():
     """Its ROUND_DONE came, then its LEFT: its weights may never reach the aggregator."""
-    model = build_model("digits_cnn", 10, (1, 8, 8), seed=1)
-    parts = split_model(model, [1, 5])
-    script = _Script()
-    coordinator = Coordinator(
-        transport=script,
-        parts=parts,
-        model=model,
-        owners=2,
-        test=None,
-        nodes=["node1"],
-        node_parts=[1],
-    )
-    middle = {k: v.clone() for k, v in parts[1].state_dict().items()}
-    first_last = {f"first.{k}": v.clone() for k, v in parts[0].state_dict().items()}
-    first_last |= {f"last.{k}": v.clone() for k, v in parts[2].state_dict().items()}
+    script, coordinator, middle, first_last = _scripted_round()
     script.inbox.put(Message(Kind.ROUND_DONE, "owner1", 0, round=0, samples=8))
     script.inbox.put(Message(Kind.LEFT, "owner1", text="owner1 vanished"))
     script.inbox.put(Message(Kind.ROUND_DONE, "owner2", 1, round=0, samples=8))
