@@ -119,7 +119,9 @@ def coordinator(
             train(cfg, console, rounds, recorder)
         finally:
             with deferred():
-                transport.close()
+                # After a complete run every member has answered the last STOP with its metrics:
+                # nothing is left to flush. Otherwise the abort to the members must go out.
+                transport.close(linger_s=0.0 if deployment.finished.is_set() else 2.0)
 
 
 def _role(
