@@ -92,3 +92,25 @@ def gaussian_epsilon(noise: float, releases: int, delta: float) -> float:
     "Concentrated Differential Privacy", TCC 2016, Propositions 1.6, 1.9 and 1.3)."""
     rho = releases * 2 / noise**2
     return rho + 2 * math.sqrt(rho * math.log(1 / delta))
+
+
+DELTA = 1e-5  # the delta of the reported (epsilon, delta)
+
+
+def privacy_entry(d: Defences, releases: int | None) -> dict[str, object] | None:
+    """The summary's ``privacy`` entry: each Gaussian mechanism's epsilon per release and over
+    ``releases`` releases of one sample (None: not a whole number of epochs); None when no
+    noise is on."""
+    entry: dict[str, object] = {"delta": DELTA, "releases_per_sample": releases}
+    for side in ("activation", "gradient"):
+        noise = getattr(d, f"{side}_noise")
+        if noise > 0:
+            entry[side] = {
+                "noise_multiplier": noise,
+                "clip": getattr(d, f"{side}_clip"),
+                "epsilon_per_release": gaussian_epsilon(noise, 1, DELTA),
+                "epsilon_all_releases": gaussian_epsilon(noise, releases, DELTA)
+                if releases
+                else None,
+            }
+    return entry if len(entry) > 2 else None
