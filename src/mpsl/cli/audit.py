@@ -27,8 +27,16 @@ def audit(
         Path, typer.Option(help="Directory of the report (privacy.json, privacy.png).")
     ] = Path("runs/audit"),
     defences: Annotated[
-        str, typer.Option(help="Comma-separated defences to audit (built: none).")
+        str,
+        typer.Option(help="Comma-separated defences to audit: none, noise, nopeek, max-norm."),
     ] = "none",
+    defence_strength: Annotated[
+        float | None,
+        typer.Option(
+            help="Overrides the defences' strength: the noise multiplier of noise, the weight "
+            "of nopeek (max-norm has none)."
+        ),
+    ] = None,
     attack_nodes: Annotated[
         str | None,
         typer.Option(help="Compute nodes whose view is attacked, e.g. node1 (default: all)."),
@@ -71,7 +79,13 @@ def audit(
     )
     names = split_items(defences, "--defences", "none")
     out.mkdir(parents=True, exist_ok=True)
-    report = run_audit(job.run, settings, names, say=lambda line: console.print(line))
+    report = run_audit(
+        job.run,
+        settings,
+        names,
+        strength=defence_strength,
+        say=lambda line: console.print(line),
+    )
     (out / "privacy.json").write_text(json.dumps(report, indent=1) + "\n")
     draw_audit(report, out / "privacy.png")
     if as_json:

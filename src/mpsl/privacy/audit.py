@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,27 +28,85 @@ from mpsl.runtime.setup import load_run_data
 from mpsl.runtime.transport import Observer
 from mpsl.split import split_model
 
+NOISE = 0.03  # the noise defence's multiplier, on activations and gradients alike
+NOPEEK = 3.0  # the nopeek defence's weight
+
 Say = Callable[[str], None]
 """Where the audit reports progress: one line per step."""
 
 
+# The RunConfig fields that are defences; every audited defence starts from them all off.
+DEFENCE_FIELDS: dict[str, Any] = {
+    "activation_clip": None,
+    "activation_noise": 0.0,
+    "gradient_clip": None,
+    "gradient_noise": 0.0,
+    "nopeek": 0.0,
+    "label_defence": "none",
+}
+
+
 @dataclass(frozen=True)
 class Defence:
-    """A named way of training a run: ``engine`` builds the in-process engine it trains on, with
-    the audit's observer on its transport (``InProcessEngine(observer=...)``)."""
+    """A named way of training a run: the defence fields it sets, and which of them a strength
+    (``--defence-strength``) overrides."""
 
     name: str
     about: str
-    engine: Callable[[RunConfig, Dataset, Observer], InProcessEngine]
+    changes: dict[str, Any] = field(default_factory=dict)
+    strength: tuple[str, ...] = ()  # the fields a strength sets
+
+    def config(self, base: RunConfig, strength: float | None = None) -> RunConfig:
+        """``base`` with every defence off, then this one's changes."""
+        changes = dict(self.changes)
+        if strength is not None:
+            if not self.strength:
+                raise ConfigError(
+                    f"defence '{self.name}' has no strength to set; got {strength}",
+                    field="defence_strength",
+                )
+            changes |= dict.fromkeys(self.strength, strength)
+        values = base.model_dump() | DEFENCE_FIELDS | changes
+        return RunConfig.from_values(values, f"defence '{self.name}'")
+
+    def engine(self, config: RunConfig, dataset: Dataset, observer: Observer) -> InProcessEngine:
+        """The in-process engine it trains on, the audit's observer on its transport."""
+        return InProcessEngine(config, dataset=dataset, observer=observer)
 
 
-def _plain(config: RunConfig, dataset: Dataset, observer: Observer) -> InProcessEngine:
-    return InProcessEngine(config, dataset=dataset, observer=observer)
-
-
-NONE = Defence("none", "no defence: activations and gradients sent as computed", _plain)
-# The defences an audit can iterate over, by name; each new defence is one more entry.
-DEFENCES: dict[str, Defence] = {d.name: d for d in (NONE,)}
+# The defences an audit can iterate over, by name; each new defence is one more entry. The
+# strengths are for the embedded default (digits_cnn, batch 16): its first activations have
+# L2 norms near 8.5, the gradients returned to the last node near 0.035 (docs/privacy.md).
+DEFENCES: dict[str, Defence] = {
+    d.name: d
+    for d in (
+        Defence("none", "no defence: activations and gradients sent as computed"),
+        Defence(
+            "noise",
+            "activations clipped to 8 and gradients to 0.03 per sample, Gaussian noise of "
+            "standard deviation noise x clip on both",
+            {
+                "activation_clip": 8.0,
+                "activation_noise": NOISE,
+                "gradient_clip": 0.03,
+                "gradient_noise": NOISE,
+            },
+            ("activation_noise", "gradient_noise"),
+        ),
+        Defence(
+            "nopeek",
+            f"NoPeek: {NOPEEK} x dCor(inputs, first activations) added to the data owners' loss",
+            {"nopeek": NOPEEK},
+            ("nopeek",),
+        ),
+        Defence(
+            "max-norm",
+            "max-norm (Li et al.): every returned gradient scaled by a random factor so its "
+            "expected norm is the batch's largest",
+            {"label_defence": "max-norm"},
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -99,7 +157,7 @@ class Trained:
 def train_observed(
     defence: Defence, config: RunConfig, dataset: Dataset, settings: AttackSettings, say: Say
 ) -> Trained:
-    """Train ``config`` under ``defence`` in process, a recorder on the transport."""
+    """Train ``config`` (its defences set already) in process, a recorder on the transport."""
     # The recorder watches the layout's nodes, known only once the engine is built; the engine
     # takes its observer when built: so the observer forwards to the recorder made just after.
     holder: dict[str, Any] = {}
@@ -182,6 +240,7 @@ def audit(
     settings: AttackSettings = AttackSettings(),
     defences: Sequence[str] = ("none",),
     *,
+    strength: float | None = None,
     dataset: Dataset | None = None,
     say: Say = lambda _: None,
 ) -> dict[str, Any]:
@@ -208,11 +267,13 @@ def audit(
     }
     for name in defences:
         say(f"defence {name}: training")
-        trained = train_observed(DEFENCES[name], config, dataset, settings, say)
+        defended = DEFENCES[name].config(config, strength if DEFENCES[name].strength else None)
+        trained = train_observed(DEFENCES[name], defended, dataset, settings, say)
         out["cuts"] = list(trained.engine.cuts)
         out["nodes"] = list(trained.engine.setup.layout.nodes)
         out["defences"][name] = {
             "about": DEFENCES[name].about,
+            "settings": {k: getattr(defended, k) for k in DEFENCE_FIELDS},
             **attack(trained, aux, settings, say),
         }
     return out

@@ -12,10 +12,11 @@ import matplotlib.pyplot as plt
 
 
 def draw_audit(report: dict[str, Any], path: Path) -> None:
-    """Two panels: reconstruction MSE per node (baseline dashed), and attack accuracy per node."""
+    """Three panels: reconstruction MSE per node (baseline dashed), attack accuracy per node, and
+    privacy against utility: each defence's attack success against its test accuracy."""
     nodes: list[str] = report["nodes"]
     defences: dict[str, Any] = report["defences"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right, trade) = plt.subplots(1, 3, figsize=(16, 4))
     width = 0.8 / max(1, len(defences))
     for d, (name, got) in enumerate(defences.items()):
         recon = got["reconstruction"]
@@ -52,6 +53,21 @@ def draw_audit(report: dict[str, Any], path: Path) -> None:
     right.set_ylabel("accuracy")
     right.set_title("what the attacker gets right")
     right.legend(fontsize=8, loc="lower left")
+    for name, got in defences.items():
+        acc = got["test_accuracy"]
+        if "label_attack" in got:
+            best = max(v for v in got["label_attack_accuracy"].values() if v is not None)
+            trade.scatter([acc], [best], marker="*", s=160)
+            trade.annotate(f"{name}: labels", (acc, best), fontsize=8)
+        first = next(iter(got["reconstruction"].values()), None)
+        if first is not None:
+            trade.scatter([acc], [first["classifier_accuracy"]], marker="o")
+            trade.annotate(f"{name}: inputs", (acc, first["classifier_accuracy"]), fontsize=8)
+    trade.set_xlabel("test accuracy (utility)")
+    trade.set_ylabel("attack success (labels: best attack; inputs: classifier, first node)")
+    trade.set_title("privacy against utility, per defence")
+    trade.set_xlim(0, 1.05)
+    trade.set_ylim(0, 1.05)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -11,6 +11,7 @@ from typing import Any
 from mpsl.report.gantt import draw_pipeline
 from mpsl.runtime.engine import RunResult
 from mpsl.tasks import TaskRecord
+from mpsl.training.defences import Defences, privacy_entry
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -40,6 +41,11 @@ def summary(result: RunResult) -> dict[str, Any]:
         "peak_memory_bytes": result.peak_memory_bytes,
         **result.extra,
     }
+    config = result.config
+    # Each sample is sent once per epoch when the epochs cover the data owner's whole share.
+    releases = config.rounds * config.local_epochs if config.batches_per_epoch is None else None
+    if privacy := privacy_entry(Defences.of(config), releases):
+        report["privacy"] = privacy
     return finite_or_null(report)
 
 

@@ -128,6 +128,42 @@ class RunConfig(BaseModel):
     queue_policy: Literal["fifo", "backward-first"] = Field(
         default="fifo", description="The order in which a compute node serves queued tasks."
     )
+    # Defences a data owner applies to what it sends (docs/privacy.md); all off by default.
+    activation_clip: Annotated[float | None, NOT_BOOLEAN] = Field(
+        default=None,
+        gt=0,
+        description="Clip each sample's activation sent to the first compute node to this L2 "
+        "norm (default: no clipping).",
+    )
+    activation_noise: Annotated[float, NOT_BOOLEAN] = Field(
+        default=0.0,
+        ge=0,
+        description="Gaussian noise on the clipped activations: standard deviation "
+        "activation_noise x activation_clip.",
+    )
+    gradient_clip: Annotated[float | None, NOT_BOOLEAN] = Field(
+        default=None,
+        gt=0,
+        description="Clip each sample's gradient sent back to the last compute node to this L2 "
+        "norm (default: no clipping).",
+    )
+    gradient_noise: Annotated[float, NOT_BOOLEAN] = Field(
+        default=0.0,
+        ge=0,
+        description="Gaussian noise on the clipped gradients: standard deviation gradient_noise "
+        "x gradient_clip.",
+    )
+    nopeek: Annotated[float, NOT_BOOLEAN] = Field(
+        default=0.0,
+        ge=0,
+        description="NoPeek: weight of the distance correlation between the inputs and the first "
+        "part's output, added to the data owner's loss.",
+    )
+    label_defence: Literal["none", "max-norm"] = Field(
+        default="none",
+        description="Perturbation of the gradients sent to the last compute node against label "
+        "inference: none, or max-norm (Li et al., ICLR 2022).",
+    )
 
     @model_validator(mode="after")
     def _cuts_or_hops(self) -> RunConfig:
@@ -147,6 +183,15 @@ class RunConfig(BaseModel):
                 f"min_data_owners {self.min_data_owners:g} is more than the {self.data_owners} "
                 "data owners"
             )
+        for noise, clip in (
+            ("activation_noise", "activation_clip"),
+            ("gradient_noise", "gradient_clip"),
+        ):
+            if getattr(self, noise) > 0 and getattr(self, clip) is None:
+                raise ValueError(
+                    f"{noise} {getattr(self, noise):g} needs {clip}: the noise's standard "
+                    f"deviation is {noise} x {clip}; give --{clip.replace('_', '-')}"
+                )
         if self.nodes is not None:
             check_node_names(self.nodes)
             hops = len(self.cuts) - 1 if self.cuts is not None else self.compute_nodes

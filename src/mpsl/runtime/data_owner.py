@@ -20,6 +20,13 @@ from mpsl.runtime.messages import Kind, Message, strip_prefix
 from mpsl.runtime.transport import Transport
 from mpsl.runtime.worker import Worker
 from mpsl.tasks import AGGREGATOR, TaskKind, TaskRecord, owner_endpoint
+from mpsl.training.defences import (
+    NO_DEFENCES,
+    Defences,
+    clip_and_noise,
+    distance_correlation,
+    max_norm,
+)
 from mpsl.training.memory import SavedBytesMeter, state_bytes
 from mpsl.training.steps import Workload, batch_plan, loss_fn, owner_seed
 
@@ -43,6 +50,7 @@ class DataOwner(Worker):
         device: Device = REAL,
         aggregator: str = AGGREGATOR,
         emulated_output_bytes: tuple[int, int] = (0, 0),
+        defences: Defences = NO_DEFENCES,
     ) -> None:
         self.index = index
         self.name = owner_endpoint(index)
@@ -56,6 +64,8 @@ class DataOwner(Worker):
         self.aggregator = aggregator
         # (first part's output, last compute node's output): sizes sent when compute is off
         self.emulated_output_bytes = emulated_output_bytes
+        self.defences = defences
+        self._noise = torch.Generator()  # reseeded per round while a defence is on
         self.peak_memory_bytes = 0
         self._peak_saved = 0  # most activation bytes autograd held in one batch
         self._meters = (SavedBytesMeter(), SavedBytesMeter())  # first part, last part
@@ -82,6 +92,9 @@ class DataOwner(Worker):
             w.local_epochs,
             owner_seed(w.seed, self.index, r),
         )
+        # The defences' own random stream: drawing from torch's global one would change the
+        # weights of later runs in the process (and break equality with defences off).
+        self._noise.manual_seed(owner_seed(w.seed, self.index, r) + _NOISE_STREAM)
         loss_sum, samples = 0.0, 0
         for b, idx in enumerate(batches):
             loss = self._batch(r, b, idx, opt_first, opt_last)
@@ -114,8 +127,14 @@ class DataOwner(Worker):
         saved = [0]
         t0 = self.events.now()
 
+        d = self.defences
+        raw: list[torch.Tensor] = []  # the first part's output before clipping and noise
+
         def first_fwd() -> torch.Tensor:
             out, saved[0] = self._meters[0].run(lambda: self.first(x), self.first, x)
+            raw.append(out)
+            if d.activation_clip is not None:
+                out = clip_and_noise(out, d.activation_clip, d.activation_noise, self._noise)
             return out
 
         act = self.device.run(TaskKind.FIRST_FWD, first_fwd)
@@ -139,7 +158,7 @@ class DataOwner(Worker):
             saved[0] += last_saved
             loss.backward()
             _step(opt_last)
-            return z.grad, float(loss.detach())
+            return self._defend_gradient(z.grad), float(loss.detach())
 
         result = self.device.run(TaskKind.LAST, last_step)
         grad, loss = result if result is not None else (None, 0.0)
@@ -152,13 +171,28 @@ class DataOwner(Worker):
 
         def first_bwd() -> None:
             assert act is not None and grad_in.tensor is not None
-            if act.requires_grad:  # a first part without weights has nothing to train
+            if d.nopeek > 0 and raw[0].requires_grad:
+                # NoPeek's term is the data owner's own loss: its gradient joins node1's.
+                term = d.nopeek * distance_correlation(x, raw[0])
+                torch.autograd.backward((act, term), (grad_in.tensor, torch.ones_like(term)))
+            elif act.requires_grad:  # a first part without weights has nothing to train
                 act.backward(grad_in.tensor)
             _step(opt_first)
 
         self.device.run(TaskKind.FIRST_BWD, first_bwd if act is not None else _nothing)
         self._record(r, b, TaskKind.FIRST_BWD, t2, None)
         return loss
+
+    def _defend_gradient(self, grad: torch.Tensor | None) -> torch.Tensor | None:
+        """The gradient for the last compute node, after max-norm, then clipping and noise."""
+        d = self.defences
+        if grad is None:
+            return None
+        if d.label_defence == "max-norm":
+            grad = max_norm(grad, self._noise)
+        if d.gradient_clip is not None:
+            grad = clip_and_noise(grad, d.gradient_clip, d.gradient_noise, self._noise)
+        return grad
 
     def _send(
         self, kind: Kind, dest: str, r: int, b: int, t: torch.Tensor | None, size_if_emulated: int
@@ -194,6 +228,10 @@ class DataOwner(Worker):
         self.events.add(
             TaskRecord(self.name, self.index, b, r, kind, start, self.events.now(), nbytes)
         )
+
+
+# Offset of the defences' seeds from the data order's, so the two streams differ.
+_NOISE_STREAM = 7_919
 
 
 def _step(opt: torch.optim.Optimizer | None) -> None:

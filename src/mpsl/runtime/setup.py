@@ -29,6 +29,7 @@ from mpsl.runtime.layout import Layout, RoleKind
 from mpsl.runtime.transport import Transport
 from mpsl.split import even_cuts, split_model
 from mpsl.tasks import Order, QueuePolicy, owner_index
+from mpsl.training.defences import Defences
 from mpsl.training.steps import OptimizerFactory, Workload, make_optimizer
 
 Role = ComputeNode | DataOwner | Aggregator
@@ -204,6 +205,7 @@ def build_role(
             workload=setup.workload,
             device=device,
             emulated_output_bytes=(sizes.get("first", 0), sizes.get(exit_, 0)),
+            defences=Defences.of(config),
         )
     if kind is RoleKind.AGGREGATOR:
         return Aggregator(owners=config.data_owners, transport=transport, events=events)
