@@ -10,8 +10,10 @@ not trained this round is the global part with a fresh optimizer: it needs no fi
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -55,11 +56,12 @@ class DiskState(Mapping[str, torch.Tensor]):
     """A swapped-out instance's weights, read one tensor at a time (FedAvg holds no whole copy)."""
 
     def __init__(self, path: Path, keys: Sequence[str]) -> None:
-        self._file = safe_open(str(path), framework="pt")
+        self._path = path
         self._keys = list(keys)
 
     def __getitem__(self, key: str) -> torch.Tensor:
-        return self._file.get_tensor("m." + key)
+        with SafetensorsReader(self._path) as f:
+            return f.read("m." + key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
@@ -248,15 +250,15 @@ class InstanceStore:
             self._write(slot, leaving)
         with torch.no_grad():
             if arriving.on_disk:
-                tensors = _read(self._path(arriving.owner))
-                for key, t in slot.module.state_dict().items():
-                    t.copy_(tensors["m." + key])
+                with SafetensorsReader(self._path(arriving.owner)) as f:
+                    for key, t in slot.module.state_dict().items():
+                        f.read_into("m." + key, t)  # straight into the slot: no second copy
+                    tensors = {k: f.read(k) for k in f.names() if k.startswith("o.")}
                 if optimizer is not None:
                     for i, p in enumerate(slot.module.parameters()):
+                        prefix = f"o.{i}."
                         st = {
-                            k[len(f"o.{i}.") :]: v
-                            for k, v in tensors.items()
-                            if k.startswith(f"o.{i}.")
+                            k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
                         }
                         st |= arriving.extra.get(i, {})
                         if st:
@@ -309,9 +311,50 @@ class InstanceStore:
         return self._dir / f"{owner}.safetensors"
 
 
-def _read(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+class SafetensorsReader:
+    """Reads a safetensors file with plain reads, not mmap: the file's pages never count in the
+    process's resident memory (safe_open maps them, and FedAvg over K files would touch all)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 (closed by __exit__)
+        (size,) = struct.unpack("<Q", self._f.read(8))
+        self._header = json.loads(self._f.read(size))
+        self._header.pop("__metadata__", None)
+        self._base = 8 + size
+
+    def __enter__(self) -> SafetensorsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+    def names(self) -> list[str]:
+        """The tensors' names."""
+        return list(self._header)
+
+    def read(self, key: str) -> torch.Tensor:
+        """Tensor ``key``, in a new buffer."""
+        meta = self._header[key]
+        out = torch.empty(meta["shape"], dtype=_DTYPES[meta["dtype"]])
+        self.read_into(key, out)
+        return out
+
+    def read_into(self, key: str, out: torch.Tensor) -> None:
+        """Tensor ``key`` straight into ``out`` (contiguous, of its shape and dtype)."""
+        meta = self._header[key]
+        start, end = meta["data_offsets"]
+        target = out.detach().reshape(-1).view(torch.uint8).numpy()
+        if end - start != target.nbytes or not out.is_contiguous():
+            raise ValueError(f"{key}: {end - start} bytes on disk for a tensor of {target.nbytes}")
+        self._f.seek(self._base + start)
+        self._f.readinto(target.data)
 
 
 def _instance_bytes(part: nn.Module, make_optimizer: OptimizerFactory) -> int:
