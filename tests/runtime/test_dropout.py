@@ -62,10 +62,11 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
+@pytest.mark.parametrize("budget", [None, 1])  # 1 byte: swapped out whenever another computes
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
-def test_a_data_owner_that_leaves_mid_round_is_left_out_of_fedavg(monkeypatch, scheduling):
+def test_a_data_owner_that_leaves_mid_round_is_left_out_of_fedavg(monkeypatch, scheduling, budget):
     """Its half-trained instances never reach the global model; it sits out the next round."""
-    cfg = _config()
+    cfg = _config(node_memory_budget=budget)
     _leaves_in_round_0_batch_1(monkeypatch, index=2)
     start = build_model("digits_cnn", 10, (1, 8, 8), seed=5)
     reference = copy.deepcopy(start)

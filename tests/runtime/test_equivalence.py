@@ -22,6 +22,8 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
+# None: every instance resident; 1 byte: the smallest budget, a swap on every task.
+@pytest.mark.parametrize("budget", [None, 1])
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
 @pytest.mark.parametrize(
     ("model", "cuts", "optimizer", "partitioning"),
@@ -32,7 +34,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     ],
 )
 def test_one_round_equivalence_with_fedavg_of_local_training(
-    model, cuts, optimizer, partitioning, scheduling
+    model, cuts, optimizer, partitioning, scheduling, budget
 ):
     shape = (1, 8, 8) if model == "digits_cnn" else (1, 16, 16)
     data = load_synthetic(shape, 10, train_size=96, test_size=16, seed=3)
@@ -50,6 +52,7 @@ def test_one_round_equivalence_with_fedavg_of_local_training(
         partition=partitioning,
         alpha=1.0,
         seed=11,
+        node_memory_budget=budget,
     )
     start = build_model(model, 10, shape, seed=5)
     reference_start = copy.deepcopy(start)
@@ -65,8 +68,9 @@ def test_one_round_equivalence_with_fedavg_of_local_training(
     assert _max_diff(reference_start.state_dict(), expected) > 1e-3
 
 
+@pytest.mark.parametrize("budget", [None, 1])
 @pytest.mark.parametrize("scheduling", ["cooperative", "threads"])
-def test_rounds_after_the_first_still_match_fedavg_of_local_training(scheduling):
+def test_rounds_after_the_first_still_match_fedavg_of_local_training(scheduling, budget):
     """Round two starts compute nodes' reused part instances from the averaged weights."""
     shape = (1, 8, 8)
     data = load_synthetic(shape, 10, train_size=72, test_size=8, seed=4)
@@ -79,6 +83,7 @@ def test_rounds_after_the_first_still_match_fedavg_of_local_training(scheduling)
         local_epochs=1,
         batch_size=8,
         seed=7,
+        node_memory_budget=budget,
     )
     start = build_model("digits_cnn", 10, shape, seed=2)
     reference = copy.deepcopy(start)

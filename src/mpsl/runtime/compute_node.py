@@ -6,10 +6,8 @@ task; outputs are handed to the transport (which never blocks), so sending overl
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -17,25 +15,22 @@ from torch import nn
 from mpsl.errors import ConfigError, TransportTimeout
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
+from mpsl.runtime.instances import Instance, InstanceStore
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.transport import Transport
 from mpsl.runtime.worker import Worker
 from mpsl.tasks import Action, Order, QueuePolicy, TaskKind, TaskRecord
 from mpsl.training.fedavg import fedavg_trained
-from mpsl.training.memory import SavedBytesMeter, state_bytes
 from mpsl.training.steps import OptimizerFactory
 
 TASK_KIND = {Kind.ACTIVATION: TaskKind.FWD, Kind.GRADIENT: TaskKind.BWD}
 
 
-@dataclass
-class Instance:
-    """One data owner's copy of the part, its optimizer, and the samples it trained on."""
+Admit = Callable[[Message], bool]
 
-    module: nn.Module
-    optimizer: torch.optim.Optimizer | None
-    samples: int = 0
-    meter: SavedBytesMeter = field(default_factory=SavedBytesMeter)
+
+def _always(msg: Message) -> bool:
+    return True
 
 
 class TaskQueue:
@@ -80,17 +75,40 @@ class TaskQueue:
             self._cursor += 1
         return self.order.at(self._cursor)
 
-    def ready(self) -> bool:
-        """True when pop() has something to return under the policy."""
-        if any(self._lanes):
+    def _pick(self, admit: Admit) -> tuple[deque[Message], int] | None:
+        """Where the next message of the lanes is: the first one ``admit`` lets in, never past a
+        control message (those keep their place among the tasks)."""
+        for lane in self._lanes:
+            for i, msg in enumerate(lane):
+                if msg.kind not in TASK_KIND or admit(msg):
+                    return lane, i
+                # A forward the memory budget holds back waits; later tasks may free memory.
+        return None
+
+    def ready(self, admit: Admit = _always) -> bool:
+        """True when pop() has something to return under the policy (and ``admit``)."""
+        if self._pick(admit) is not None:
             return True
         return bool(self._waiting) and self._expected() in self._waiting
 
-    def pop(self) -> Message:
-        """The next task under the policy."""
+    def peek(self) -> Message | None:
+        """The task pop() would return next, admission aside: a hint for prefetching."""
         for lane in self._lanes:
             if lane:
-                return lane.popleft()
+                return lane[0]
+        if self.policy is QueuePolicy.SCHEDULED and self._waiting:
+            return self._waiting.get(self._expected())  # type: ignore[arg-type]
+        return None
+
+    def pop(self, admit: Admit = _always) -> Message:
+        """The next task under the policy; ``admit`` may hold forward tasks back (not a
+        scheduled order's: the order decides, whatever the budget)."""
+        picked = self._pick(admit)
+        if picked is not None:
+            lane, i = picked
+            msg = lane[i]
+            del lane[i]
+            return msg
         expected = self._expected()
         assert expected is not None
         msg = self._waiting.pop(expected)
@@ -133,6 +151,7 @@ class ComputeNode(Worker):
         order: Order | None = None,
         device: Device = REAL,
         emulated_output_bytes: int = 0,
+        memory_budget: int | None = None,
     ) -> None:
         self.name = name
         self.owners = list(owners)  # the data owners this node serves
@@ -143,7 +162,6 @@ class ComputeNode(Worker):
         self.make_optimizer = make_optimizer
         self.queue = TaskQueue(policy, order)
         self.device = device
-        self.instances: dict[int, Instance] = {}
         self.stash: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None, int]] = {}
         self.round = -1
         self.out: set[int] = set()  # data owners dropped from the running round
@@ -151,7 +169,16 @@ class ComputeNode(Worker):
         self.peak_activation_bytes = 0
         self.peak_state_bytes = 0
         self.max_queue = 0
-        self._new_instances(self.owners)  # allocated now, not in the first round
+        self.peak_held_bytes = 0  # under a budget: resident instances and saved activations at once
+        self.store = InstanceStore(part, self.owners, make_optimizer, memory_budget)
+        self.instances = self.store.instances
+
+    def serve(self) -> None:
+        """Serve until STOP, then remove the swapped-out instances' files."""
+        try:
+            super().serve()
+        finally:
+            self.store.close()
 
     def _where(self, msg: Message) -> str:
         return (
@@ -160,7 +187,7 @@ class ComputeNode(Worker):
         )
 
     def _next(self) -> Message:
-        while not self.queue.ready():
+        while not self.queue.ready(self._admit):
             self.queue.push(self.transport.recv(self.name))
         while True:
             try:
@@ -168,7 +195,27 @@ class ComputeNode(Worker):
             except TransportTimeout:
                 break
         self.max_queue = max(self.max_queue, len(self.queue))
-        return self.queue.pop()
+        return self.queue.pop(self._admit)
+
+    def _pinned(self) -> set[int]:
+        """Data owners with a batch in flight here: their instances hold the saved graph."""
+        return {owner for owner, _ in self.stash}
+
+    def _admit(self, msg: Message) -> bool:
+        """A forward is taken only while the memory budget has room for it (docs/memory.md)."""
+        if msg.kind is not Kind.ACTIVATION or msg.owner not in self.instances:
+            return True
+        if msg.owner in self.out or msg.round != self.round:
+            return True  # discarded without computing
+        return self.store.can_admit(msg.owner, self.live_activation_bytes, self._pinned())
+
+    def _prefetch(self, busy: int) -> None:
+        """Bring the next task's instance in while this one computes."""
+        nxt = self.queue.peek()
+        if nxt is None or nxt.kind is not Kind.ACTIVATION or nxt.owner not in self.instances:
+            return
+        if nxt.owner not in self.out and nxt.round == self.round:
+            self.store.prefetch(nxt.owner, self._pinned(), busy)
 
     def _handle(self, msg: Message) -> None:
         if msg.kind is Kind.ROUND_START:
@@ -195,22 +242,10 @@ class ComputeNode(Worker):
             self.queue.drop(k)
         self.stash.clear()  # what a dropped data owner left in flight last round
         self.live_activation_bytes = 0
-        # The instances outlive the round: copying the global weights into them spares allocating
-        # K parts every round (for ResNet-18's back half and 4 data owners: 11 ms against
-        # 160-220 ms of deep copies, mostly page faults of the fresh memory).
-        state = list(self.global_part.state_dict().values())
-        with torch.no_grad():
-            for inst in self.instances.values():
-                for mine, new in zip(inst.module.state_dict().values(), state, strict=True):
-                    mine.copy_(new)
-                inst.optimizer = self.make_optimizer(inst.module)
-                inst.samples = 0
-
-    def _new_instances(self, owners: Sequence[int]) -> None:
-        self.instances = {}
-        for k in owners:
-            module = copy.deepcopy(self.global_part)
-            self.instances[k] = Instance(module, self.make_optimizer(module))
+        # The instances outlive the round: copying the global weights into the resident ones
+        # spares allocating K parts every round (for ResNet-18's back half and 4 data owners:
+        # 11 ms against 160-220 ms of deep copies, mostly page faults of the fresh memory).
+        self.store.start_round()
 
     def _drop(self, msg: Message) -> None:
         """Data owner ``msg.owner`` left the round: its batches in flight and its training go."""
@@ -228,12 +263,14 @@ class ComputeNode(Worker):
             return  # a task of a data owner dropped from its round, still on its way
         inst = self._instance(msg)
         start = self.events.now()
+        module = self.store.acquire(msg.owner, self._pinned()).module
+        self._prefetch(msg.owner)
         saved = [0]
 
         def work() -> tuple[torch.Tensor, torch.Tensor]:
             assert msg.tensor is not None
             x = msg.tensor.detach().requires_grad_(msg.tensor.is_floating_point())
-            out, saved[0] = inst.meter.run(lambda: inst.module(x), inst.module, x)
+            out, saved[0] = inst.meter.run(lambda: module(x), module, x)
             return x, out
 
         result = self.device.run(TaskKind.FWD, work)
@@ -252,6 +289,9 @@ class ComputeNode(Worker):
             self.stash[(msg.owner, msg.batch)] = (x, out, saved[0])
             self.live_activation_bytes += saved[0]
             self.peak_activation_bytes = max(self.peak_activation_bytes, self.live_activation_bytes)
+            self.store.batch_bytes = max(self.store.batch_bytes, saved[0])
+            held = self.store.held(self.live_activation_bytes)
+            self.peak_held_bytes = max(self.peak_held_bytes, held)
             inst.samples += x.shape[0]
             out_msg = Message(
                 Kind.ACTIVATION, self.name, msg.owner, msg.batch, msg.round, tensor=out.detach()
@@ -262,22 +302,24 @@ class ComputeNode(Worker):
     def _backward(self, msg: Message) -> None:
         if msg.owner in self.out or msg.round != self.round:
             return
-        inst = self._instance(msg)
+        self._instance(msg)
         key = (msg.owner, msg.batch)
         if key not in self.stash:
             raise ValueError(
                 f"gradient for data owner {msg.owner} batch {msg.batch} "
                 f"has no matching forward pass at {self.name}"
             )
-        x, out, saved = self.stash.pop(key)
         start = self.events.now()
+        slot = self.store.acquire(msg.owner, self._pinned())  # resident: its batch is in flight
+        x, out, saved = self.stash.pop(key)
+        self._prefetch(msg.owner)
 
         def work() -> torch.Tensor | None:
             assert out is not None and msg.tensor is not None
             out.backward(msg.tensor)
-            if inst.optimizer is not None:
-                inst.optimizer.step()
-                inst.optimizer.zero_grad(set_to_none=True)
+            if slot.optimizer is not None:
+                slot.optimizer.step()
+                slot.optimizer.zero_grad(set_to_none=True)
             return x.grad
 
         grad = self.device.run(TaskKind.BWD, work if out is not None else _none)
@@ -296,12 +338,10 @@ class ComputeNode(Worker):
 
     def _aggregate(self, msg: Message) -> None:
         start = self.events.now()
-        # Instances hold weights and optimizer state all round; gradients exist for one at a time.
-        grads = max(
-            (sum(p.nbytes for p in i.module.parameters()) for i in self.instances.values()),
-            default=0,
-        )
-        self.peak_state_bytes = max(self.peak_state_bytes, self._state_bytes() + grads)
+        # Resident instances hold weights and optimizer state all round (their slots are never
+        # freed, so now is their most); gradients exist for one at a time.
+        grads = self.store.grad_bytes if self.store.slots else 0
+        self.peak_state_bytes = max(self.peak_state_bytes, self.store.state_bytes() + grads)
         state = self.global_part.state_dict()
         # The data owners that finished the round. Averaged from the instances, which the round's
         # start alone resets, so a second request (a finisher lost meanwhile) averages afresh. A
@@ -309,7 +349,7 @@ class ComputeNode(Worker):
         # coordinator: its global part may hold an earlier request's average by then.
         mine = [self.instances[k] for k in msg.owners if k in self.instances]
         if mine:
-            states = [i.module.state_dict() for i in mine]
+            states = self.store.states([i.owner for i in mine])  # swapped-out ones read lazily
             state = fedavg_trained(states, [i.samples for i in mine], out=state)
         # Sent without a copy: the node changes its global part again only at the next round's
         # start, and the coordinator installs every reply before it starts that round.
@@ -332,9 +372,6 @@ class ComputeNode(Worker):
             )
         return self.instances[msg.owner]
 
-    def _state_bytes(self) -> int:
-        return sum(state_bytes(i.module, i.optimizer) for i in self.instances.values())
-
     def _record(self, msg: Message, kind: TaskKind, start: float, nbytes: int) -> None:
         self.events.add(
             TaskRecord(
@@ -344,7 +381,10 @@ class ComputeNode(Worker):
 
     @property
     def peak_memory_bytes(self) -> int:
-        """Peak tensor bytes held: all instances' state plus the most activations saved at once."""
+        """Peak tensor bytes held: all instances' state plus the most activations saved at once
+        (under a budget: the resident instances' and the activations saved at the same time)."""
+        if self.store.budget is not None:
+            return self.peak_held_bytes
         return self.peak_state_bytes + self.peak_activation_bytes
 
 

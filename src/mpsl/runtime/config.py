@@ -128,6 +128,13 @@ class RunConfig(BaseModel):
     queue_policy: Literal["fifo", "backward-first"] = Field(
         default="fifo", description="The order in which a compute node serves queued tasks."
     )
+    node_memory_budget: Annotated[int | None, NOT_BOOLEAN] = Field(
+        default=None,
+        gt=0,
+        description="Bytes of part instances and saved activations a compute node may hold, "
+        "whatever the number of data owners; the others wait on local disk (docs/memory.md). "
+        "Default: no budget, every instance resident.",
+    )
     # Defences a data owner applies to what it sends (docs/privacy.md); all off by default.
     activation_clip: Annotated[float | None, NOT_BOOLEAN] = Field(
         default=None,

@@ -188,6 +188,7 @@ def build_role(
             device=device,
             owners=layout.served[i],
             emulated_output_bytes=sizes.get(name, 0),
+            memory_budget=config.node_memory_budget,
         )
     if kind is RoleKind.DATA_OWNER:
         k = owner_index(name)

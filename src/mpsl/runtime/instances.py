@@ -1,0 +1,369 @@
+"""A compute node's per-data-owner instances of its part, within a memory budget.
+
+Without a budget every data owner's instance has a resident copy of the part of its own (K slots).
+With one, the node keeps as many slots as the budget allows; an instance that trained this round
+and lost its slot lives in a safetensors file in a private temporary directory (weights and
+optimizer state), and is read back when its data owner's next task comes. An instance that has
+not trained this round is the global part with a fresh optimizer: it needs no file, only a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from mpsl.errors import ConfigError
+from mpsl.training.memory import SavedBytesMeter, state_bytes
+from mpsl.training.steps import OptimizerFactory
+
+
+@dataclass
+class Slot:
+    """A resident copy of the part and the optimizer of the instance it holds."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer | None = None
+    owner: int | None = None
+    loading: Future[None] | None = None  # a prefetch filling it in the background
+
+
+@dataclass
+class Instance:
+    """One data owner's training this round: where its state is and the samples it trained on."""
+
+    owner: int
+    samples: int = 0
+    slot: Slot | None = None
+    on_disk: bool = False  # False and no slot: the global part with a fresh optimizer
+    extra: dict[int, dict[str, Any]] = field(default_factory=dict)  # non-tensor optimizer state
+    meter: SavedBytesMeter = field(default_factory=SavedBytesMeter)
+
+
+class DiskState(Mapping[str, torch.Tensor]):
+    """A swapped-out instance's weights, read one tensor at a time (FedAvg holds no whole copy)."""
+
+    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+        self._path = path
+        self._keys = list(keys)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        with SafetensorsReader(self._path) as f:
+            return f.read("m." + key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class InstanceStore:
+    """The instances of one compute node, at most a byte budget of them resident."""
+
+    def __init__(
+        self,
+        global_part: nn.Module,
+        owners: Sequence[int],
+        make_optimizer: OptimizerFactory,
+        budget: int | None = None,
+    ) -> None:
+        if budget is not None and budget <= 0:
+            raise ConfigError(f"must be positive, got {budget}", field="node_memory_budget")
+        self.global_part = global_part
+        self.make_optimizer = make_optimizer
+        self.budget = budget
+        self.instances = {k: Instance(k) for k in owners}
+        self.slots: list[Slot] = []
+        self.grad_bytes = sum(p.nbytes for p in global_part.parameters())  # one backward's
+        self.instance_bytes = _instance_bytes(global_part, make_optimizer)
+        self.batch_bytes = 0  # the most activation bytes one forward saved so far
+        self.swaps_in = 0
+        self.writes = 0
+        self._dir: Path | None = None
+        self._io: ThreadPoolExecutor | None = None
+        if budget is None:  # every instance resident, allocated now rather than in round one
+            for inst in self.instances.values():
+                self._bind(self._new_slot(), inst)
+                self._reset(inst.slot)  # type: ignore[arg-type]
+
+    # --- the round ---
+
+    def start_round(self) -> None:
+        """Every instance becomes the global part with a fresh optimizer; no file survives."""
+        self._settle()
+        for inst in self.instances.values():
+            inst.samples, inst.on_disk, inst.extra = 0, False, {}
+            if inst.slot is not None:
+                self._reset(inst.slot)
+        if self._dir is not None:
+            for f in self._dir.iterdir():
+                f.unlink()
+
+    def states(self, owners: Sequence[int]) -> list[Mapping[str, torch.Tensor]]:
+        """The weights of ``owners``' instances, resident or read from their files on demand."""
+        self._settle()
+        keys = list(self.global_part.state_dict())
+        out: list[Mapping[str, torch.Tensor]] = []
+        for k in owners:
+            inst = self.instances[k]
+            if inst.slot is not None:
+                out.append(inst.slot.module.state_dict())
+            elif inst.on_disk:
+                out.append(DiskState(self._path(k), keys))
+            else:
+                out.append(self.global_part.state_dict())
+        return out
+
+    # --- admission and residence ---
+
+    def can_admit(self, owner: int, live_bytes: int, pinned: Collection[int]) -> bool:
+        """Whether a forward of ``owner`` fits now, with ``live_bytes`` of activations saved and
+        the instances of ``pinned`` (a batch in flight) unmovable; a lone batch always fits."""
+        if self.budget is None or not pinned:
+            return True
+        slots = len(self.slots)
+        resident = self.instances[owner].slot is not None
+        if not resident and self._victim(pinned, set()) is None:
+            slots += 1  # it would need a slot of its own
+        held = slots * self.instance_bytes + self.grad_bytes + live_bytes + self.batch_bytes
+        return held <= self.budget
+
+    def acquire(self, owner: int, pinned: Collection[int]) -> Slot:
+        """``owner``'s instance, resident (read back or copied in if it was not)."""
+        inst = self.instances[owner]
+        if inst.slot is None:
+            slot = self._take(pinned, {owner})
+            self._fill(slot, inst)
+        assert inst.slot is not None
+        if inst.slot.loading is not None:
+            inst.slot.loading.result()
+            inst.slot.loading = None
+        return inst.slot
+
+    def prefetch(self, owner: int, pinned: Collection[int], busy: int) -> None:
+        """Start bringing ``owner``'s instance in on the I/O thread, if a slot is free for it."""
+        inst = self.instances[owner]
+        if self.budget is None or inst.slot is not None:
+            return
+        keep = set(pinned) | {busy}
+        if self._victim(keep, set()) is None and not self._room_for_slot(keep):
+            return
+        slot = self._take(keep, {owner})
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="mpsl-swap")
+        self._fill(slot, inst, background=True)
+
+    def close(self) -> None:
+        """Wait for the I/O thread and remove the files."""
+        self._settle()
+        if self._io is not None:
+            self._io.shutdown()
+            self._io = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def held(self, live_bytes: int) -> int:
+        """What the budget counts now: resident instances, one backward's gradients, activations."""
+        return len(self.slots) * self.instance_bytes + self.grad_bytes + live_bytes
+
+    def state_bytes(self) -> int:
+        """Tensor bytes of the resident slots: weights, buffers, gradients, optimizer state."""
+        return sum(state_bytes(s.module, s.optimizer) for s in self.slots)
+
+    # --- inside ---
+
+    def _room_for_slot(self, pinned: Collection[int]) -> bool:
+        if self.budget is None:
+            return True
+        if self.slots and not self.batch_bytes:
+            return False  # a batch's activations are not measured yet: the floor until they are
+        need = (len(self.slots) + 1) * self.instance_bytes + self.grad_bytes
+        return need + (len(pinned) + 1) * self.batch_bytes <= self.budget
+
+    def _victim(self, keep: Collection[int], extra: set[int]) -> Slot | None:
+        """A slot whose instance may leave: no batch in flight, not in use, not loading."""
+        for slot in self.slots:
+            free = slot.owner is None or (slot.owner not in keep and slot.owner not in extra)
+            if free and (slot.loading is None or slot.loading.done()):
+                return slot
+        return None
+
+    def _take(self, keep: Collection[int], extra: set[int]) -> Slot:
+        """A slot for another instance: a new one while the budget allows, else a victim's."""
+        self._settle()
+        victim = self._victim(keep, extra)
+        if victim is None or (self._room_for_slot(keep) and len(self.slots) < len(self.instances)):
+            return self._new_slot()
+        return victim
+
+    def _new_slot(self) -> Slot:
+        slot = Slot(copy.deepcopy(self.global_part))
+        self.slots.append(slot)
+        return slot
+
+    def _bind(self, slot: Slot, inst: Instance) -> None:
+        if slot.owner is not None:
+            self.instances[slot.owner].slot = None
+        slot.owner, inst.slot = inst.owner, slot
+
+    def _fill(self, slot: Slot, inst: Instance, background: bool = False) -> None:
+        """Move the slot's instance out (to its file if it trained) and ``inst`` in."""
+        leaving = self.instances[slot.owner] if slot.owner is not None else None
+        write = leaving is not None and leaving.samples > 0
+        if write:
+            assert leaving is not None
+            leaving.on_disk = True
+        self._bind(slot, inst)
+        self.swaps_in += 1
+        self.writes += write
+        optimizer = self.make_optimizer(slot.module)
+        args = (slot, leaving if write else None, inst, optimizer)
+        if background:
+            assert self._io is not None
+            slot.loading = self._io.submit(self._move, *args)
+        else:
+            self._move(*args)
+
+    def _move(
+        self,
+        slot: Slot,
+        leaving: Instance | None,
+        arriving: Instance,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
+        """The I/O of a swap: write the leaving instance, read or copy the arriving one."""
+        if leaving is not None:
+            self._write(slot, leaving)
+        with torch.no_grad():
+            if arriving.on_disk:
+                with SafetensorsReader(self._path(arriving.owner)) as f:
+                    for key, t in slot.module.state_dict().items():
+                        f.read_into("m." + key, t)  # straight into the slot: no second copy
+                    tensors = {k: f.read(k) for k in f.names() if k.startswith("o.")}
+                if optimizer is not None:
+                    for i, p in enumerate(slot.module.parameters()):
+                        prefix = f"o.{i}."
+                        st = {
+                            k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
+                        }
+                        st |= arriving.extra.get(i, {})
+                        if st:
+                            optimizer.state[p] = st
+            else:
+                for mine, new in zip(
+                    slot.module.state_dict().values(),
+                    self.global_part.state_dict().values(),
+                    strict=True,
+                ):
+                    mine.copy_(new)
+        slot.optimizer = optimizer
+
+    def _write(self, slot: Slot, inst: Instance) -> None:
+        """The slot's weights and optimizer state into the instance's file, atomically."""
+        tensors = {"m." + k: v.contiguous() for k, v in slot.module.state_dict().items()}
+        inst.extra = {}
+        if slot.optimizer is not None:
+            for i, p in enumerate(slot.module.parameters()):
+                for key, value in slot.optimizer.state.get(p, {}).items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"o.{i}.{key}"] = value.contiguous()
+                    else:  # a plain number or None: too small for the file
+                        inst.extra.setdefault(i, {})[key] = value
+        path = self._path(inst.owner)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)  # a reader never sees half a file
+
+    def _reset(self, slot: Slot) -> None:
+        with torch.no_grad():
+            for mine, new in zip(
+                slot.module.state_dict().values(),
+                self.global_part.state_dict().values(),
+                strict=True,
+            ):
+                mine.copy_(new)
+        slot.optimizer = self.make_optimizer(slot.module)
+
+    def _settle(self) -> None:
+        """Wait for a prefetch in progress: the bookkeeping that follows may touch its slot."""
+        for slot in self.slots:
+            if slot.loading is not None:
+                slot.loading.result()
+                slot.loading = None
+
+    def _path(self, owner: int) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="mpsl-instances-"))
+        return self._dir / f"{owner}.safetensors"
+
+
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+
+class SafetensorsReader:
+    """Reads a safetensors file with plain reads, not mmap: the file's pages never count in the
+    process's resident memory (safe_open maps them, and FedAvg over K files would touch all)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 (closed by __exit__)
+        (size,) = struct.unpack("<Q", self._f.read(8))
+        self._header = json.loads(self._f.read(size))
+        self._header.pop("__metadata__", None)
+        self._base = 8 + size
+
+    def __enter__(self) -> SafetensorsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+    def names(self) -> list[str]:
+        """The tensors' names."""
+        return list(self._header)
+
+    def read(self, key: str) -> torch.Tensor:
+        """Tensor ``key``, in a new buffer."""
+        meta = self._header[key]
+        out = torch.empty(meta["shape"], dtype=_DTYPES[meta["dtype"]])
+        self.read_into(key, out)
+        return out
+
+    def read_into(self, key: str, out: torch.Tensor) -> None:
+        """Tensor ``key`` straight into ``out`` (contiguous, of its shape and dtype)."""
+        meta = self._header[key]
+        start, end = meta["data_offsets"]
+        target = out.detach().reshape(-1).view(torch.uint8).numpy()
+        if end - start != target.nbytes or not out.is_contiguous():
+            raise ValueError(f"{key}: {end - start} bytes on disk for a tensor of {target.nbytes}")
+        self._f.seek(self._base + start)
+        self._f.readinto(target.data)
+
+
+def _instance_bytes(part: nn.Module, make_optimizer: OptimizerFactory) -> int:
+    """Weights, buffers and optimizer state of one instance, measured on a probe after a step."""
+    probe = copy.deepcopy(part)
+    optimizer = make_optimizer(probe)
+    if optimizer is not None:
+        for p in probe.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return state_bytes(probe, optimizer)
