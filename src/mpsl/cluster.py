@@ -34,6 +34,12 @@ class DataOwnerGroup(BaseModel):
     slowdown: float = Field(default=1.0, gt=0)
 
 
+DEFAULT_SWAP_BYTES_PER_S = 1e9
+"""Bytes per second a swapped instance moves to or from local disk when the cluster file gives no
+``swap_bytes_per_s``: a safetensors write + read of 100 MB in /tmp measured 0.82-2.26 GB/s (median
+1.09 GB/s) round trip; docs/estimate.md."""
+
+
 class ComputeNode(BaseModel):
     """One compute node (a server) that can host one middle part."""
 
@@ -43,6 +49,16 @@ class ComputeNode(BaseModel):
     memory_bytes: float = Field(gt=0)
     slowdown: float = Field(default=1.0, gt=0)
     price_per_hour: float = Field(default=0.0, ge=0)
+    memory_budget_bytes: float | None = Field(
+        default=None,
+        gt=0,
+        description="the runtime's node_memory_budget: instances beyond it are swapped to disk",
+    )
+    swap_bytes_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="disk write + read rate of swapped instances; default DEFAULT_SWAP_BYTES_PER_S",
+    )
 
 
 class LinkOverride(BaseModel):

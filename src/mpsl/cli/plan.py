@@ -64,25 +64,27 @@ def plan(
 def show(result: Plan, cluster: Cluster) -> None:
     """Human-readable plan, manual comparison and frontier."""
     console = Console()
-    table = Table(
-        "part",
-        "compute node",
-        "device",
-        "layers",
-        "memory",
-        "node memory",
-        title=f"{result.model}: cuts {result.cuts}",
-    )
+    unbudgeted = result.memory_unbudgeted_bytes
+    columns = ["part", "compute node", "device", "layers", "memory"]
+    if unbudgeted is not None:
+        columns += ["without budget", "budget"]
+    table = Table(*columns, "node memory", title=f"{result.model}: cuts {result.cuts}")
     for i, part in enumerate(result.parts, 2):
         node = cluster.node(part.node)
-        table.add_row(
+        row = [
             str(i),
             part.node,
             node.device,
             f"{part.first_layer}..{part.last_layer}",
             f"{result.memory_bytes[part.node] / 1e9:.2f} GB",
-            f"{node.memory_bytes / 1e9:.2f} GB",
-        )
+        ]
+        if unbudgeted is not None:
+            budget = node.memory_budget_bytes
+            row += [
+                f"{unbudgeted[part.node] / 1e9:.2f} GB",
+                "-" if budget is None else f"{budget / 1e9:.2f} GB",
+            ]
+        table.add_row(*row, f"{node.memory_bytes / 1e9:.2f} GB")
     console.print(table)
     console.print(
         f"{result.objective}: {result.objective_value:.6g} {result.objective_unit}; "

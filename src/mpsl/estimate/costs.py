@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpsl.cluster import Cluster
+from mpsl.cluster import DEFAULT_SWAP_BYTES_PER_S, Cluster
 from mpsl.errors import FormatError
+from mpsl.estimate.memory import budgeted_node_memory
 from mpsl.profile.format import Profile
 from mpsl.split import part_ranges
 
@@ -43,8 +44,9 @@ class NodeCosts:
     name: str
     first_layer: int
     last_layer: int
-    fwd_ms: float
+    fwd_ms: float  # forward, and the swap below
     bwd_ms: float  # backward + optimizer step
+    swap_ms: float = 0.0  # expected instance swap per forward under a memory budget (in fwd_ms)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ class PipelineCosts:
 def transfer_ms(num_bytes: float, bps: float, latency_s: float = 0.0) -> float:
     """Milliseconds to move ``num_bytes`` over a link of ``bps`` bits/s with ``latency_s``."""
     return 1000.0 * (num_bytes * 8.0 / bps + latency_s)
+
+
+def node_swap_ms(profile: Profile, cluster: Cluster, name: str, first: int, last: int) -> float:
+    """Expected swap ms per forward of node ``name`` hosting layers first..last: 0 without a
+    ``memory_budget_bytes`` or when all K instances fit in it (memory.NodeMemory.swap_ms)."""
+    node = cluster.node(name)
+    if node.memory_budget_bytes is None:
+        return 0.0
+    scale = cluster.training.batch_size / profile.batch_size
+    mem = budgeted_node_memory(
+        profile, first, last, cluster.num_data_owners, node.memory_budget_bytes, scale
+    )
+    return mem.swap_ms(node.swap_bytes_per_s or DEFAULT_SWAP_BYTES_PER_S)
 
 
 def pipeline_costs(
@@ -124,7 +139,8 @@ def pipeline_costs(
         node = cluster.node(name)
         fwd, bwd = span(node.device, first, last, node.slowdown)
         extra = overhead(node.device, node.slowdown)
-        node_costs.append(NodeCosts(name, first, last, fwd + extra, bwd + extra))
+        swap = node_swap_ms(profile, cluster, name, first, last)
+        node_costs.append(NodeCosts(name, first, last, fwd + extra + swap, bwd + extra, swap))
     hops = []
     for a, b, (_, last) in zip(names, names[1:], middle, strict=False):
         bps, lat = cluster.link(a, b)

@@ -17,7 +17,8 @@ momentum (one buffer per parameter).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from mpsl.profile.format import LayerProfile, Profile
 from mpsl.split import part_ranges
@@ -84,6 +85,54 @@ def node_memory_bytes(
     return state + batches * part_activation_bytes(profile, first, last, scale)
 
 
+@dataclass(frozen=True)
+class NodeMemory:
+    """A compute node's memory under a budget (docs/memory.md) and what the budget costs."""
+
+    bytes: int  # peak bytes, at most the budget (or the floor: one instance and one batch)
+    unbudgeted_bytes: int  # node_memory_bytes: every instance resident
+    resident: int  # instances that fit (K without a budget or when all fit)
+    owners: int  # K
+    instance_bytes: int  # weights, buffers and optimizer state of one instance
+
+    @property
+    def swapped(self) -> int:
+        """Instances that do not fit: K - resident."""
+        return self.owners - self.resident
+
+    def swap_ms(self, swap_bytes_per_s: float) -> float:
+        """Expected swap time a forward task pays: 2 x instance bytes (write the slot's previous
+        instance, read this one) over the disk rate, for the (K - resident) / K of the instances
+        that are not resident. A backward finds its instance pinned (resident) since its forward."""
+        if self.swapped <= 0:
+            return 0.0
+        return 1000.0 * 2 * self.instance_bytes / swap_bytes_per_s * self.swapped / self.owners
+
+
+def budgeted_node_memory(
+    profile: Profile,
+    first: int,
+    last: int,
+    owners: int,
+    budget: float | None,
+    scale: float = 1.0,
+) -> NodeMemory:
+    """A node's memory with ``budget`` bytes (None: no budget, exactly node_memory_bytes).
+
+    The runtime counts ``resident x instance + gradients + activations of batches in flight`` and
+    pins an instance from its forward to its backward, so at most one batch in flight per resident
+    instance: resident = (budget - gradients) // (instance + one batch), at least 1, at most K.
+    """
+    full = node_memory_bytes(profile, first, last, owners, scale=scale)
+    state = part_state_bytes(profile, first, last)
+    if budget is None or full <= budget:
+        return NodeMemory(full, full, owners, owners, state)
+    grad = part_grad_bytes(profile, first, last)
+    act = part_activation_bytes(profile, first, last, scale)
+    resident = min(owners, max(1, int((budget - grad) // max(1, state + act))))
+    return NodeMemory(resident * (state + act) + grad, full, resident, owners, state)
+
+
 def owner_memory_bytes(profile: Profile, cuts: Sequence[int], scale: float = 1.0) -> int:
     """Peak bytes at a data owner: its first and last part, one batch in flight.
 
@@ -108,12 +157,21 @@ def paper_node_memory_bytes(profile: Profile, first: int, last: int, owners: int
 
 
 def memory_by_role(
-    profile: Profile, cuts: Sequence[int], owners: int, nodes: Sequence[str], scale: float = 1.0
+    profile: Profile,
+    cuts: Sequence[int],
+    owners: int,
+    nodes: Sequence[str],
+    scale: float = 1.0,
+    budgets: Mapping[str, float | None] | None = None,
 ) -> dict[str, int]:
-    """Peak bytes per compute node (by name) and per data owner (key ``data_owner``)."""
+    """Peak bytes per compute node (by name) and per data owner (key ``data_owner``); a node with
+    a budget in ``budgets`` is capped by it (budgeted_node_memory)."""
     ranges = part_ranges(cuts, profile.num_layers)
+    budgets = budgets or {}
     result = {
-        name: node_memory_bytes(profile, first, last, owners, scale=scale)
+        name: budgeted_node_memory(
+            profile, first, last, owners, budgets.get(name), scale=scale
+        ).bytes
         for name, (first, last) in zip(nodes, ranges[1:-1], strict=True)
     }
     result["data_owner"] = owner_memory_bytes(profile, cuts, scale)

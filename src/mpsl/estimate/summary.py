@@ -175,7 +175,8 @@ def estimate(
     costs = pipeline_costs(profile, cluster, cuts, nodes, aggregator_ms=aggregator_ms)
     k, rb = costs.num_owners, costs.batches_per_round
     scale = cluster.training.batch_size / profile.batch_size
-    memory = memory_by_role(profile, cuts, k, [n.name for n in costs.nodes], scale)
+    budgets = {n.name: cluster.node(n.name).memory_budget_bytes for n in costs.nodes}
+    memory = memory_by_role(profile, cuts, k, [n.name for n in costs.nodes], scale, budgets)
     links: dict[str, tuple[float, int]] = {}
     records: tuple[TaskRecord, ...] = ()
     pol: QueuePolicy | None = None

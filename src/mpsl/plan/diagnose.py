@@ -32,7 +32,7 @@ def unmeasured_layers(problem: Problem) -> list[int]:
 
 def memory_reason(problem: Problem) -> str | None:
     """The reason no chain fits in memory, or None when some chain does."""
-    short = np.where(problem.measured, problem.seg_need[None] - problem.memory[:, None, None], INF)
+    short = np.where(problem.measured, problem.seg_mem - problem.memory[:, None, None], INF)
     hop = np.where(np.isfinite(problem.hop), -INF, INF)
     none = np.full(problem.n, -INF)
     result = run_chain(short, hop, none, none, "max", max(problem.sizes))
@@ -57,14 +57,14 @@ def memory_reason(problem: Problem) -> str | None:
     worst = max(segments, key=lambda s: short[s])
     u, i, k = worst
     name, first, last = problem.names[u], problem.first_cut + i + 1, problem.first_cut + k
-    need = int(problem.seg_need[i, k])
+    need = int(problem.seg_mem[u, i, k])
     cuts = problem.cuts_of(segments)
     return (
         f"no plan with {_sizes_text(problem)} fits in memory for {problem.num_owners} data owners "
         f"({where}): the closest plan (cuts {list(cuts)}) still needs {gb(need)} on node "
         f"'{name}' for layers {first}..{last}, which has {gb(problem.memory[u])}: short by "
-        f"{gb(need - problem.memory[u])}; give '{name}' more memory, allow more compute nodes "
-        f"(--hops), or plan for fewer data owners"
+        f"{gb(need - problem.memory[u])}; give '{name}' more memory or a memory_budget_bytes, "
+        f"allow more compute nodes (--hops), or plan for fewer data owners"
     )
 
 

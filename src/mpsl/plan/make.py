@@ -119,6 +119,7 @@ def make_plan(
             "objective_value": best.value,
             "predicted": {"round_s": est.round_s, **{f"{k}_ms": v for k, v in est.terms.items()}},
             "memory_bytes": _memory(problem, best.nodes, best.cuts),
+            "memory_unbudgeted_bytes": _unbudgeted(problem, best.nodes, best.cuts),
         }
     )
 
@@ -147,6 +148,19 @@ def _reason(problem: Problem) -> str:
 
 
 def _memory(problem: Problem, names: tuple[str, ...], cuts: tuple[int, ...]) -> dict[str, int]:
+    return {
+        name: problem.node_need_bytes(name, lo + 1, hi)
+        for name, lo, hi in zip(names, cuts, cuts[1:], strict=False)
+    }
+
+
+def _unbudgeted(
+    problem: Problem, names: tuple[str, ...], cuts: tuple[int, ...]
+) -> dict[str, int] | None:
+    """Memory per node with every instance resident; None when no node of the plan has a
+    budget (then it equals memory_bytes)."""
+    if all(problem.cluster.node(name).memory_budget_bytes is None for name in names):
+        return None
     return {
         name: problem.need_bytes(lo + 1, hi)
         for name, lo, hi in zip(names, cuts, cuts[1:], strict=False)

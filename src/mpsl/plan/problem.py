@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mpsl.cluster import Cluster
+from mpsl.cluster import DEFAULT_SWAP_BYTES_PER_S, Cluster
 from mpsl.errors import ConfigError, CutError
 from mpsl.estimate.closed_form import RoundEstimate, multihop
 from mpsl.estimate.costs import pipeline_costs, transfer_ms
-from mpsl.estimate.memory import node_memory_bytes, paper_node_memory_bytes
+from mpsl.estimate.memory import budgeted_node_memory, node_memory_bytes, paper_node_memory_bytes
 from mpsl.profile.format import Profile
 
 INF = math.inf
@@ -70,8 +70,9 @@ class Problem:
     seg_f: np.ndarray = field(repr=False)  # (n, P, P) forward ms; inf where not measured / i >= k
     seg_b: np.ndarray = field(repr=False)  # (n, P, P) backward + optimizer ms
     seg_need: np.ndarray = field(repr=False)  # (P, P) bytes a node needs for the segment
+    seg_mem: np.ndarray = field(repr=False)  # (n, P, P) seg_need capped by the node's budget
     measured: np.ndarray = field(repr=False)  # (n, P, P) every layer timed on the node's device
-    seg_ok: np.ndarray = field(repr=False)  # (n, P, P) measured and fits in memory
+    seg_ok: np.ndarray = field(repr=False)  # (n, P, P) measured and seg_mem fits in memory
     hop: np.ndarray = field(repr=False)  # (n, n, P) transfer ms of the cut's activation; inf: none
     first_c: np.ndarray = field(repr=False)  # (n,) owner link terms of the first node
     last_c: np.ndarray = field(repr=False)  # (n,) owner link terms of the last node
@@ -131,7 +132,9 @@ class Problem:
             hourly = sum(self.cluster.node(n).price_per_hour for n in names)
             return hourly * est.round_s / 3600.0
         costs = pipeline_costs(self.profile, self.cluster, cuts, names)
-        return max(c.fwd_ms for c in costs.nodes) + max(c.bwd_ms for c in costs.nodes)
+        # the published ILP's time: compute only (no swap, as its memory model has no budget)
+        fwd = max(c.fwd_ms - c.swap_ms for c in costs.nodes)
+        return fwd + max(c.bwd_ms for c in costs.nodes)
 
     def obstacle(self, names: Sequence[str], cuts: Sequence[int]) -> str | None:
         """Why a plan cannot run (a layer not measured on its node, a node short of memory)."""
@@ -140,7 +143,7 @@ class Problem:
             for i in range(lo + 1, hi + 1):
                 if node.device not in self.profile.layers[i - 1].ms:
                     return f"layer {i} is not measured on node '{name}' (device '{node.device}')"
-            need = self.need_bytes(lo + 1, hi)
+            need = self.node_need_bytes(name, lo + 1, hi)
             if need > node.memory_bytes:
                 return (
                     f"node '{name}' needs {gb(need)} for layers {lo + 1}..{hi} with "
@@ -152,6 +155,14 @@ class Problem:
         """Memory a compute node needs to host layers first..last under this objective's model."""
         scale = self.cluster.training.batch_size / self.profile.batch_size
         return need_bytes(self.profile, first, last, self.num_owners, self.objective, scale)
+
+    def node_need_bytes(self, name: str, first: int, last: int) -> int:
+        """need_bytes capped by node ``name``'s memory budget (the estimator's model only)."""
+        budget = self.cluster.node(name).memory_budget_bytes
+        if budget is None or self.objective is Objective.PAPER:
+            return self.need_bytes(first, last)
+        scale = self.cluster.training.batch_size / self.profile.batch_size
+        return budgeted_node_memory(self.profile, first, last, self.num_owners, budget, scale).bytes
 
 
 def gb(num_bytes: float) -> str:
@@ -271,7 +282,10 @@ def build_problem(
         for k in range(i + 1, p):
             need[i, k] = need_bytes(profile, first_cut + i + 1, first_cut + k, owners, obj, scale)
     memory = np.array([node.memory_bytes for node in nodes], dtype=float)
-    seg_ok = measured & (need[None, :, :] <= memory[:, None, None])
+    seg_mem = np.broadcast_to(need, (n, p, p)).copy()
+    if obj is not Objective.PAPER:
+        _apply_budgets(profile, cluster, first_cut, seg_mem, seg_f, scale)
+    seg_ok = measured & (seg_mem <= memory[:, None, None])
 
     hop = np.full((n, n, p), INF)
     for v, sender in enumerate(nodes):
@@ -297,6 +311,7 @@ def build_problem(
         seg_f=seg_f,
         seg_b=seg_b,
         seg_need=need,
+        seg_mem=seg_mem,
         measured=measured,
         seg_ok=seg_ok,
         hop=hop,
@@ -308,6 +323,35 @@ def build_problem(
         const1_ms=const1,
         rounds=t.local_epochs * t.batches_per_epoch * cluster.num_data_owners,
     )
+
+
+def _apply_budgets(
+    profile: Profile,
+    cluster: Cluster,
+    first_cut: int,
+    seg_mem: np.ndarray,
+    seg_f: np.ndarray,
+    scale: float,
+) -> None:
+    """Nodes with a memory_budget_bytes: cap each segment's memory at the budget and add the
+    expected swap per forward to its time, as estimate.costs.pipeline_costs does."""
+    owners, p = cluster.num_data_owners, seg_mem.shape[1]
+    for u, node in enumerate(cluster.compute_nodes):
+        if node.memory_budget_bytes is None:
+            continue
+        rate = node.swap_bytes_per_s or DEFAULT_SWAP_BYTES_PER_S
+        for i in range(p):
+            for k in range(i + 1, p):
+                mem = budgeted_node_memory(
+                    profile,
+                    first_cut + i + 1,
+                    first_cut + k,
+                    owners,
+                    node.memory_budget_bytes,
+                    scale,
+                )
+                seg_mem[u, i, k] = mem.bytes
+                seg_f[u, i, k] += mem.swap_ms(rate)
 
 
 def _owner_terms(

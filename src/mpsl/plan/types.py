@@ -66,6 +66,10 @@ class Plan(BaseModel):
     objective_unit: str | None = None
     predicted: dict[str, float] = Field(default_factory=dict)
     memory_bytes: dict[str, int] = Field(default_factory=dict)
+    memory_unbudgeted_bytes: dict[str, int] | None = Field(
+        default=None,
+        description="memory per node with every instance resident; only when a node has a budget",
+    )
     num_data_owners: int | None = None
     hops: str = Field(default="auto", description="the --hops asked for")
     method: str = "dp"
