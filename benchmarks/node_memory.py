@@ -111,6 +111,7 @@ def child(owners: int, budget: int | None) -> dict:
         "samples_per_s": owners * BATCHES * BATCH / elapsed,
         "resident_instances": len(node.store.slots),
         "swaps_in": node.store.swaps_in,
+        "prefetched": node.store.prefetched,
         "instance_bytes": node.store.instance_bytes,
     }
 

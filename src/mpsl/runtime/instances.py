@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from mpsl.errors import ConfigError
@@ -91,6 +90,7 @@ class InstanceStore:
         self.instance_bytes = _instance_bytes(global_part, make_optimizer)
         self.batch_bytes = 0  # the most activation bytes one forward saved so far
         self.swaps_in = 0
+        self.prefetched = 0  # of swaps_in: started by the prefetch, off the task's path
         self.writes = 0
         self._dir: Path | None = None
         self._io: ThreadPoolExecutor | None = None
@@ -108,9 +108,6 @@ class InstanceStore:
             inst.samples, inst.on_disk, inst.extra = 0, False, {}
             if inst.slot is not None:
                 self._reset(inst.slot)
-        if self._dir is not None:
-            for f in self._dir.iterdir():
-                f.unlink()
 
     def states(self, owners: Sequence[int]) -> list[Mapping[str, torch.Tensor]]:
         """The weights of ``owners``' instances, resident or read from their files on demand."""
@@ -138,6 +135,9 @@ class InstanceStore:
         resident = self.instances[owner].slot is not None
         if not resident and self._victim(pinned, set()) is None:
             slots += 1  # it would need a slot of its own
+        # One slot more than the batches in flight: a spare one the prefetch can always load the
+        # next instance into while this batch computes (docs/memory.md, "the prefetch").
+        slots = max(slots, len(set(pinned) | {owner}) + 1)
         held = slots * self.instance_bytes + self.grad_bytes + live_bytes + self.batch_bytes
         return held <= self.budget
 
@@ -234,6 +234,7 @@ class InstanceStore:
         args = (slot, leaving if write else None, inst, optimizer)
         if background:
             assert self._io is not None
+            self.prefetched += 1
             slot.loading = self._io.submit(self._move, *args)
         else:
             self._move(*args)
@@ -250,17 +251,28 @@ class InstanceStore:
             self._write(slot, leaving)
         with torch.no_grad():
             if arriving.on_disk:
+                # The slot's old optimizer state is written out (or not needed): its buffers take
+                # the arriving state, straight from the file like the weights.
+                old = slot.optimizer.state if slot.optimizer is not None else {}
+                params = list(slot.module.parameters())
+                states: dict[int, dict[str, Any]] = {}
                 with SafetensorsReader(self._path(arriving.owner)) as f:
                     for key, t in slot.module.state_dict().items():
                         f.read_into("m." + key, t)  # straight into the slot: no second copy
-                    tensors = {k: f.read(k) for k in f.names() if k.startswith("o.")}
+                    for name in f.names():
+                        if not name.startswith("o."):
+                            continue
+                        i_, key = name[2:].split(".", 1)
+                        i = int(i_)
+                        buf = old.get(params[i], {}).get(key)
+                        if f.fits(name, buf):
+                            f.read_into(name, buf)
+                        else:
+                            buf = f.read(name)
+                        states.setdefault(i, {})[key] = buf
                 if optimizer is not None:
-                    for i, p in enumerate(slot.module.parameters()):
-                        prefix = f"o.{i}."
-                        st = {
-                            k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)
-                        }
-                        st |= arriving.extra.get(i, {})
+                    for i, p in enumerate(params):
+                        st = states.get(i, {}) | arriving.extra.get(i, {})
                         if st:
                             optimizer.state[p] = st
             else:
@@ -283,10 +295,7 @@ class InstanceStore:
                         tensors[f"o.{i}.{key}"] = value.contiguous()
                     else:  # a plain number or None: too small for the file
                         inst.extra.setdefault(i, {})[key] = value
-        path = self._path(inst.owner)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)  # a reader never sees half a file
+        write_safetensors(self._path(inst.owner), tensors)
 
     def _reset(self, slot: Slot) -> None:
         with torch.no_grad():
@@ -339,6 +348,16 @@ class SafetensorsReader:
         """The tensors' names."""
         return list(self._header)
 
+    def fits(self, key: str, out: object) -> bool:
+        """Whether tensor ``key`` can be read into ``out`` (a contiguous tensor of its kind)."""
+        meta = self._header[key]
+        return (
+            isinstance(out, torch.Tensor)
+            and out.is_contiguous()
+            and out.dtype == _DTYPES[meta["dtype"]]
+            and list(out.shape) == meta["shape"]
+        )
+
     def read(self, key: str) -> torch.Tensor:
         """Tensor ``key``, in a new buffer."""
         meta = self._header[key]
@@ -355,6 +374,43 @@ class SafetensorsReader:
             raise ValueError(f"{key}: {end - start} bytes on disk for a tensor of {target.nbytes}")
         self._f.seek(self._base + start)
         self._f.readinto(target.data)
+
+
+_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """``tensors`` (contiguous) into a safetensors file, written from their own memory and over
+    the file's old contents in place: no serialized copy, no page cache freed and allocated again
+    (an instance's file has the same layout every time). Only this node's single I/O thread, or
+    its task thread with that thread idle, writes or reads these files, so none sees half a one."""
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, t in tensors.items():
+        header[name] = {
+            "dtype": _NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + t.nbytes],
+        }
+        offset += t.nbytes
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        pos = _pwrite_all(fd, struct.pack("<Q", len(head)) + head, 0)
+        for t in tensors.values():
+            pos = _pwrite_all(fd, t.detach().reshape(-1).view(torch.uint8).numpy().data, pos)
+        os.ftruncate(fd, pos)
+    finally:
+        os.close(fd)
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, pos: int) -> int:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view, pos = view[n:], pos + n
+    return pos
 
 
 def _instance_bytes(part: nn.Module, make_optimizer: OptimizerFactory) -> int:
