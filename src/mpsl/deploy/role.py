@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 NOTE_S = 10.0  # how often a member waiting for the coordinator says what it waits for
 POLL_S = 0.25  # how often it looks at its connection to the coordinator meanwhile
 LEAVE_LINGER_S = 0.5  # a member of a failed run flushes its last word (an ERROR) this long
-SERVE_JOIN_S = 5.0  # a stopping member waits this long at most for its role's task to end
 HOPELESS_HANDSHAKES = 3  # handshakes failed in a row (without detail) that mean a wrong key
 
 
@@ -141,7 +140,6 @@ class Role:
         self.events = EventLog()
         self._wall0 = time.time()
         self._t0_wall: float | None = None  # the coordinator's clock, from the assignment
-        self._serving: threading.Thread | None = None  # the role's thread, once it serves
 
     def run(self) -> None:
         """Register, build, serve until STOP, then send metrics.
@@ -173,17 +171,7 @@ class Role:
         finally:
             self._stops.leaving = True
             with deferred():
-                self._end_serving()
                 self.transport.close(linger_s)
-
-    def _end_serving(self) -> None:
-        """Let the role's thread end before the process does: a daemon thread still inside torch
-        while the interpreter shuts down can abort the process (SIGABRT instead of its code)."""
-        thread = self._serving
-        if thread is None or not thread.is_alive():
-            return
-        self.transport.inject(Message(Kind.STOP, COORDINATOR, text="the member stops"))
-        thread.join(timeout=SERVE_JOIN_S)  # a task in progress ends; its next send stops it
 
     def _leave(self, exc: BaseException) -> None:
         """Tell the coordinator that this member stops, and why (best effort)."""
@@ -314,8 +302,7 @@ class Role:
             finally:
                 done.set()
 
-        self._serving = threading.Thread(target=serve, name=self.options.name, daemon=True)
-        self._serving.start()
+        threading.Thread(target=serve, name=self.options.name, daemon=True).start()
         liveness = Liveness(self.transport, [COORDINATOR], heartbeat_s, timeout_s)
         silence = liveness.watch(done, every_beat=self._send_records)
         if silence is not None:
