@@ -99,8 +99,11 @@ def train(
         values["compute_nodes"] = hops
     if plan is not None:
         values |= _placement(plan, values)
-    dataset = _dataset(data, values)
     values["dataset"] = data if isinstance(data, str) else "python"
+    if engine == "processes":  # every process loads the data and builds the model itself
+        values["model"] = model
+        return _processes(RunConfig.from_values(values, "mpsl.train"), out, overwrite, on_round)
+    dataset = _dataset(data, values)
     chain = None
     if isinstance(model, str):
         values["model"] = model
@@ -108,8 +111,6 @@ def train(
         values["model"] = type(model).__name__
         chain = _chain(model, values, dataset)
     config = RunConfig.from_values(values, "mpsl.train")
-    if engine == "processes":
-        return _processes(config, out, overwrite, on_round)
     local = InProcessEngine(config, dataset=dataset, model=chain, scheduling=engine)
     result, where = _run(local.run, config, local.model, local.events, out, overwrite, on_round)
     trained = local.model if chain is None or isinstance(model, str) else model
