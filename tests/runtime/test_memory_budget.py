@@ -45,7 +45,7 @@ def test_a_budget_of_one_instance_swaps_and_trains_the_same_model(optimizer):
     for node in tight.nodes:
         assert len(node.store.slots) == 1  # the floor: one instance, one batch in flight
         assert node.store.writes > 0 and node.store.swaps_in > 4
-        assert node.store._dir is None  # its files went with the run
+        assert node.store.backing.dir is None  # its files went with the run
     assert all(len(n.store.slots) == 4 for n in free.nodes)
 
 

@@ -135,6 +135,7 @@ def _role(
     threads: int | None,
     wait: float,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> None:
     from mpsl.deploy.role import Role, RoleOptions
     from mpsl.runtime.layout import RoleKind
@@ -142,8 +143,12 @@ def _role(
     _check_addresses(listen, advertise, coordinator)
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
+    if device is not None:
+        from mpsl.runtime.accelerator import resolve_device
+
+        resolve_device(device, "--device")  # fail before connecting, as for the keys
     options = RoleOptions(
-        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role), wait
+        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role), wait, device
     )
     with exit_on_signals(name, "the run did not complete (the coordinator was told, if reachable)"):
         Role(options).run()
@@ -160,9 +165,27 @@ def compute_node(
     advertise: Advertise = None,
     threads: Threads = None,
     wait: Wait = 600.0,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute on this device: cpu, cuda or cuda:N, instead of the run config's "
+            "node_device (docs/memory.md, GPUs)."
+        ),
+    ] = None,
 ) -> None:
     """Serve one middle part (one instance per data owner) for the coordinator's run."""
-    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads, wait)
+    _role(
+        "compute-node",
+        name,
+        coordinator,
+        keys,
+        insecure,
+        listen,
+        advertise,
+        threads,
+        wait,
+        device=device,
+    )
 
 
 def aggregator(

@@ -74,6 +74,7 @@ class RoleOptions:
     threads: int | None = None  # torch intra-op threads
     role: RoleKind | None = None  # the role it was started as (checked against the assignment)
     wait_s: float = 600.0  # how long to wait for the coordinator's assignment
+    device: str | None = None  # a compute node's torch device, instead of the run config's
 
 
 class _NotOurs(RuntimeFailure):
@@ -288,7 +289,14 @@ class Role:
                 f"{name} is a {role.value} in this run, not a {self.options.role.value}",
                 field="name",
             )
-        return build_role(setup, name, self._stops, self.events), gate_for(setup, name)
+        if self.options.device is not None and role is not RoleKind.COMPUTE_NODE:
+            raise ConfigError(
+                f"{name} is a {role.value} in this run: only a compute node takes a device "
+                "(data owners compute on the CPU)",
+                field="--device",
+            )
+        worker = build_role(setup, name, self._stops, self.events, node_device=self.options.device)
+        return worker, gate_for(setup, name)
 
     def _serve(self, worker: Worker, heartbeat_s: float, timeout_s: float) -> None:
         done = threading.Event()

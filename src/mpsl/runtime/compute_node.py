@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mpsl.errors import ConfigError, TransportTimeout
+from mpsl.runtime.accelerator import CPU, to_device, to_host
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.instances import Instance, InstanceStore
@@ -152,6 +153,7 @@ class ComputeNode(Worker):
         device: Device = REAL,
         emulated_output_bytes: int = 0,
         memory_budget: int | None = None,
+        torch_device: torch.device = CPU,
     ) -> None:
         self.name = name
         self.owners = list(owners)  # the data owners this node serves
@@ -170,7 +172,10 @@ class ComputeNode(Worker):
         self.peak_state_bytes = 0
         self.max_queue = 0
         self.peak_held_bytes = 0  # under a budget: resident instances and saved activations at once
-        self.store = InstanceStore(part, self.owners, make_optimizer, memory_budget)
+        self.torch_device = torch_device  # where the instances compute; messages stay on the host
+        self.store = InstanceStore(
+            part, self.owners, make_optimizer, memory_budget, device=torch_device
+        )
         self.instances = self.store.instances
 
     def serve(self) -> None:
@@ -263,17 +268,20 @@ class ComputeNode(Worker):
             return  # a task of a data owner dropped from its round, still on its way
         inst = self._instance(msg)
         start = self.events.now()
-        module = self.store.acquire(msg.owner, self._pinned()).module
+        slot = self.store.acquire(msg.owner, self._pinned())
+        module = slot.module
         self._prefetch(msg.owner)
         saved = [0]
 
         def work() -> tuple[torch.Tensor, torch.Tensor]:
             assert msg.tensor is not None
-            x = msg.tensor.detach().requires_grad_(msg.tensor.is_floating_point())
+            x = to_device(msg.tensor, self.torch_device).detach()
+            x.requires_grad_(x.is_floating_point())
             out, saved[0] = inst.meter.run(lambda: module(x), module, x)
             return x, out
 
         result = self.device.run(TaskKind.FWD, work)
+        self.store.used(slot)
         if result is None:  # emulation only: no tensors, just their sizes
             self.stash[(msg.owner, msg.batch)] = (torch.empty(0), None, msg.virtual_bytes)
             out_msg = Message(
@@ -294,7 +302,12 @@ class ComputeNode(Worker):
             self.peak_held_bytes = max(self.peak_held_bytes, held)
             inst.samples += x.shape[0]
             out_msg = Message(
-                Kind.ACTIVATION, self.name, msg.owner, msg.batch, msg.round, tensor=out.detach()
+                Kind.ACTIVATION,
+                self.name,
+                msg.owner,
+                msg.batch,
+                msg.round,
+                tensor=to_host(out.detach()),
             )
         self.transport.send(self.next_hop(msg.owner), out_msg)
         self._record(msg, TaskKind.FWD, start, out_msg.nbytes)
@@ -316,13 +329,14 @@ class ComputeNode(Worker):
 
         def work() -> torch.Tensor | None:
             assert out is not None and msg.tensor is not None
-            out.backward(msg.tensor)
+            out.backward(to_device(msg.tensor, self.torch_device))
             if slot.optimizer is not None:
                 slot.optimizer.step()
                 slot.optimizer.zero_grad(set_to_none=True)
-            return x.grad
+            return to_host(x.grad) if x.grad is not None else None
 
         grad = self.device.run(TaskKind.BWD, work if out is not None else _none)
+        self.store.used(slot)
         self.live_activation_bytes -= saved if out is not None else 0
         out_msg = Message(
             Kind.GRADIENT,
