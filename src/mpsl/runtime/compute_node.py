@@ -41,6 +41,11 @@ class TaskQueue:
     a rank (the simulator applies the same rule). ``scheduled``: exactly the actions of an
     ``Order``, batch after batch; a task that arrives early waits for its turn. Control messages
     queue in arrival order with the forward tasks.
+
+    ``prefer`` (a compute node under a memory budget sets it: "is this task's instance resident?")
+    reorders within a rank: a preferred task goes before earlier ones that are not, never past a
+    control message. A node that swaps instances then serves the data owners it holds while they
+    have work, instead of swapping at nearly every task.
     """
 
     def __init__(self, policy: QueuePolicy, order: Order | None = None) -> None:
@@ -53,6 +58,7 @@ class TaskQueue:
         self._cursor = 0
         self._dropped: set[int] = set()  # data owners out of the round: their turns are skipped
         self._round = -1  # the running round
+        self.prefer: Admit | None = None
 
     def __len__(self) -> int:
         return sum(map(len, self._lanes)) + len(self._waiting)
@@ -77,13 +83,21 @@ class TaskQueue:
         return self.order.at(self._cursor)
 
     def _pick(self, admit: Admit) -> tuple[deque[Message], int] | None:
-        """Where the next message of the lanes is: the first one ``admit`` lets in, never past a
-        control message (those keep their place among the tasks)."""
+        """Where the next message of the lanes is: the first one ``admit`` lets in (a preferred
+        one before it, if any), never past a control message (those keep their place)."""
         for lane in self._lanes:
+            first: int | None = None
             for i, msg in enumerate(lane):
-                if msg.kind not in TASK_KIND or admit(msg):
-                    return lane, i
+                if msg.kind not in TASK_KIND:
+                    return (lane, i) if first is None else (lane, first)
+                if admit(msg):
+                    if self.prefer is None or self.prefer(msg):
+                        return lane, i
+                    if first is None:
+                        first = i
                 # A forward the memory budget holds back waits; later tasks may free memory.
+            if first is not None:
+                return lane, first
         return None
 
     def ready(self, admit: Admit = _always) -> bool:
@@ -94,9 +108,10 @@ class TaskQueue:
 
     def peek(self) -> Message | None:
         """The task pop() would return next, admission aside: a hint for prefetching."""
-        for lane in self._lanes:
-            if lane:
-                return lane[0]
+        picked = self._pick(_always)
+        if picked is not None:
+            lane, i = picked
+            return lane[i]
         if self.policy is QueuePolicy.SCHEDULED and self._waiting:
             return self._waiting.get(self._expected())  # type: ignore[arg-type]
         return None
@@ -176,6 +191,8 @@ class ComputeNode(Worker):
         self.store = InstanceStore(
             part, self.owners, make_optimizer, memory_budget, device=torch_device
         )
+        if memory_budget is not None:
+            self.queue.prefer = self._resident
         self.instances = self.store.instances
 
     def serve(self) -> None:
@@ -213,6 +230,11 @@ class ComputeNode(Worker):
         if msg.owner in self.out or msg.round != self.round:
             return True  # discarded without computing
         return self.store.can_admit(msg.owner, self.live_activation_bytes, self._pinned())
+
+    def _resident(self, msg: Message) -> bool:
+        """Whether ``msg``'s task finds its instance in a slot (no swap before it computes)."""
+        inst = self.instances.get(msg.owner)
+        return inst is None or inst.slot is not None
 
     def _prefetch(self, busy: int) -> None:
         """Bring the next task's instance in while this one computes."""
@@ -298,6 +320,8 @@ class ComputeNode(Worker):
             self.live_activation_bytes += saved[0]
             self.peak_activation_bytes = max(self.peak_activation_bytes, self.live_activation_bytes)
             self.store.batch_bytes = max(self.store.batch_bytes, saved[0])
+            boundary = x.nbytes + out.nbytes  # its backward's gradient in and gradient out
+            self.store.boundary_bytes = max(self.store.boundary_bytes, boundary)
             held = self.store.held(self.live_activation_bytes)
             self.peak_held_bytes = max(self.peak_held_bytes, held)
             inst.samples += x.shape[0]

@@ -227,6 +227,9 @@ class InstanceStore:
         self.instances = {k: Instance(k) for k in owners}
         self.slots: list[Slot] = []
         self.grad_bytes = sum(p.nbytes for p in global_part.parameters())  # one backward's
+        # One backward's gradient in and the gradient of its input out, the most seen: neither is
+        # a saved activation, and on a GPU they are what a budget of saved bytes alone overran.
+        self.boundary_bytes = 0
         self.instance_bytes = _instance_bytes(global_part, make_optimizer)
         self.batch_bytes = 0  # the most activation bytes one forward saved so far
         self.swaps_in = 0
@@ -279,7 +282,7 @@ class InstanceStore:
         # One slot more than the batches in flight: a spare one the prefetch can always load the
         # next instance into while this batch computes (docs/memory.md, "the prefetch").
         slots = max(slots, len(set(pinned) | {owner}) + 1)
-        held = slots * self.instance_bytes + self.grad_bytes + live_bytes + self.batch_bytes
+        held = slots * self.instance_bytes + self.backward_bytes + live_bytes + self.batch_bytes
         return held <= self.budget
 
     def acquire(self, owner: int, pinned: Collection[int]) -> Slot:
@@ -315,9 +318,15 @@ class InstanceStore:
             self._io = None
         self.backing.close()
 
+    @property
+    def backward_bytes(self) -> int:
+        """What one backward holds besides the saved activations: the weights' gradients, the
+        gradient it receives and the one it sends."""
+        return self.grad_bytes + self.boundary_bytes
+
     def held(self, live_bytes: int) -> int:
         """What the budget counts now: resident instances, one backward's gradients, activations."""
-        return len(self.slots) * self.instance_bytes + self.grad_bytes + live_bytes
+        return len(self.slots) * self.instance_bytes + self.backward_bytes + live_bytes
 
     def used(self, slot: Slot) -> None:
         """A task of ``slot``'s instance is enqueued: a swap of it must wait for that, no more."""
@@ -336,7 +345,7 @@ class InstanceStore:
             return True
         if self.slots and not self.batch_bytes:
             return False  # a batch's activations are not measured yet: the floor until they are
-        need = (len(self.slots) + 1) * self.instance_bytes + self.grad_bytes
+        need = (len(self.slots) + 1) * self.instance_bytes + self.backward_bytes
         return need + (len(pinned) + 1) * self.batch_bytes <= self.budget
 
     def _victim(self, keep: Collection[int], extra: set[int]) -> Slot | None:
