@@ -6,10 +6,10 @@ import torch
 
 from cli_run import run
 from mpsl.privacy.audit import AttackSettings, audit
-from mpsl.privacy.observe import Recorder
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.messages import Kind
+from mpsl.runtime.observe import Recorder
 
 
 def small(**kw):
