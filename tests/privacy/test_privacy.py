@@ -102,6 +102,12 @@ def test_cli_writes_the_report(tmp_path, monkeypatch, capsys):
     assert (out / "privacy.png").stat().st_size > 0
 
 
+def test_cli_names_a_bad_engine(tmp_path, monkeypatch, capsys):
+    code, _, err = run(["audit", "--engine", "gpu", "--out", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2
+    assert "engine" in err and "gpu" in err and "processes" in err
+
+
 def test_cli_names_a_bad_setting(tmp_path, monkeypatch, capsys):
     code, _, err = run(
         ["audit", "--attack-nodes", "node9", "--out", str(tmp_path)], monkeypatch, capsys

@@ -20,7 +20,7 @@ from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.privacy.inversion import reconstruct
 from mpsl.privacy.labels import infer_labels
-from mpsl.privacy.observed_run import Say, Trained, Watch, train_observed
+from mpsl.privacy.observed_run import Say, Trained, Watch, check_engine, train_observed
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.messages import Kind
 from mpsl.runtime.setup import load_run_data
@@ -225,6 +225,7 @@ def audit(
 ) -> dict[str, Any]:
     """Train ``config`` under each defence on ``engine`` (cooperative, threads or processes),
     attack what each node saw; the report as plain data."""
+    check_engine(engine)
     unknown = [d for d in defences if d not in DEFENCES]
     if unknown:
         raise ConfigError(

@@ -65,12 +65,17 @@ class Watch:
         )
 
 
+def check_engine(engine: str) -> None:
+    """ConfigError naming ``engine`` unless the audit can train on it."""
+    if engine not in ENGINES:
+        raise ConfigError(f"must be one of {', '.join(ENGINES)}, got '{engine}'", field="engine")
+
+
 def train_observed(
     config: RunConfig, dataset: Dataset, watch: Watch, engine: str, say: Say
 ) -> Trained:
     """Train ``config`` (its defences set already) on ``engine``, recording per ``watch``."""
-    if engine not in ENGINES:
-        raise ConfigError(f"must be one of {', '.join(ENGINES)}, got '{engine}'", field="engine")
+    check_engine(engine)
     if engine == "processes":
         return _processes(config, watch, say)
     return _in_process(config, dataset, watch, engine, say)
