@@ -19,6 +19,11 @@ def _best_label_attack(got: dict[str, Any]) -> float | None:
     return max(v for v in got["label_attack_accuracy"].values() if v is not None)
 
 
+def _key(marker: str, label: str, size: float = 6) -> Line2D:
+    """A grey marker for the chart's key: what a shape means, whatever the defence's colour."""
+    return Line2D([], [], marker=marker, markersize=size, linestyle="", color="grey", label=label)
+
+
 def draw_audit(report: dict[str, Any], path: Path) -> None:
     """Three panels: reconstruction MSE per node (baseline dashed), attack accuracy per node, and
     privacy against utility: each defence's attack success against its test accuracy. One colour
@@ -63,11 +68,10 @@ def draw_audit(report: dict[str, Any], path: Path) -> None:
     right.set_ylim(0, 1.45)  # room above the bars for the key
     right.set_ylabel("accuracy")
     right.set_title("what the attacker gets right")
-    mark = {"linestyle": "", "color": "grey"}
     keys = [
-        Line2D([], [], marker="s", label="classifier on reconstructions", **mark),
-        Line2D([], [], marker="*", markersize=12, label="labels: best attack", **mark),
-        Line2D([], [], marker="o", label="inputs: classifier, first node", **mark),
+        _key("s", "classifier on reconstructions"),
+        _key("*", "labels: best attack", size=12),
+        _key("o", "inputs: classifier, first node"),
         Line2D([], [], linestyle=":", color="grey", label="label chance"),
     ]
     right.legend(handles=keys[:2] + keys[3:], fontsize=8, loc="upper left")
