@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
 from mpsl.deploy.keys import create_keys, load_credentials
@@ -44,11 +44,13 @@ def run_processes(
     secure: bool = True,
     threads: int | None = 1,
     start_round: int = 0,
+    member_args: Mapping[str, Sequence[str]] | None = None,
 ) -> RunResult:
     """Train ``coordinator``'s run with every member a separate process of this machine.
 
     ``start_round``: the first round to train (a resumed run; the coordinator's model holds the
-    weights after the rounds before it).
+    weights after the rounds before it). ``member_args``: more options of a member's command, by
+    member name (a privacy audit's ``--observe``).
     """
     config = coordinator.config
     with tempfile.TemporaryDirectory(prefix="mpsl-keys-") as keys:
@@ -73,6 +75,7 @@ def run_processes(
                 cmd += ["--wait", str(coordinator.wait_s)]
                 if config.data_path and role is RoleKind.DATA_OWNER:
                     cmd += ["--data-path", config.data_path]
+                cmd += (member_args or {}).get(member, [])
                 with deferred():  # a child started is a child noted, whatever signal comes
                     children[member] = subprocess.Popen(cmd)
             watch.start()
