@@ -147,8 +147,6 @@ class Role:
         Raises unless the run completed: the coordinator aborted it, went silent or cannot be
         reached, or this member failed or was interrupted (then the coordinator is told).
         """
-        if self.options.threads:
-            torch.set_num_threads(self.options.threads)
         name = self.options.name
         linger_s = LEAVE_LINGER_S  # what is still queued to peers of a failed run may go
         try:
@@ -278,6 +276,9 @@ class Role:
         config = assign.config
         if self.options.data_path:
             config = config.model_copy(update={"data_path": self.options.data_path})
+        if threads := self.options.threads or config.threads:
+            # before the role's thread starts: torch's setting is the default of later threads
+            torch.set_num_threads(threads)
         setup = RunSetup.build(
             config, input_shape=assign.input_shape, num_classes=assign.num_classes
         )

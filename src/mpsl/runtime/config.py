@@ -135,6 +135,14 @@ class RunConfig(BaseModel):
         "whatever the number of data owners; the others wait on local disk (docs/memory.md). "
         "Default: no budget, every instance resident.",
     )
+    threads: Annotated[int | None, NOT_BOOLEAN] = Field(
+        default=None,
+        ge=1,
+        description="Torch threads of each role: of every member process (engine processes; "
+        "members of mpsl coordinator started without --threads), of each role thread (engine "
+        "threads), of the one thread of engine cooperative. Default: chosen from the cores "
+        "and the data owners (docs/deploy.md, Threads).",
+    )
     # Defences a data owner applies to what it sends (docs/privacy.md); all off by default.
     activation_clip: Annotated[float | None, NOT_BOOLEAN] = Field(
         default=None,
