@@ -118,7 +118,9 @@ class _StopNoted:
         assert isinstance(packet.body, Routes)
         for member, route in packet.body.routes.items():
             log.info("%s is now at %s", member, route.address)
-            self.transport.add_route(member, route.address, route.public_key, fresh=True)
+            self.transport.add_route(
+                member, route.address, route.public_key, fresh=True, sealed=route.sealed
+            )
 
     def close(self) -> None:
         """The member closes the transport itself."""
@@ -151,7 +153,10 @@ class Role:
         linger_s = LEAVE_LINGER_S  # what is still queued to peers of a failed run may go
         try:
             self.transport.send(
-                COORDINATOR, registration(name, self.transport.address, self.options.role)
+                COORDINATOR,
+                registration(
+                    name, self.transport.address, self.options.role, self.transport.sealed_address
+                ),
             )
             assign = self._assignment()
             self._t0_wall = assign.t0_wall
@@ -203,7 +208,7 @@ class Role:
             raise RuntimeFailure(f"expected an assignment, got {msg.kind.value}")
         assert isinstance(msg.body, Assignment)
         for member, route in msg.body.routes.items():
-            self.transport.add_route(member, route.address, route.public_key)
+            self.transport.add_route(member, route.address, route.public_key, sealed=route.sealed)
         return msg.body
 
     def _await_coordinator(self) -> Control | Message:
