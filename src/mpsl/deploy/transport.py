@@ -133,7 +133,14 @@ class ZmqTransport:
             self._sealed_router.setsockopt(zmq.RCVHWM, 0)
             self._sealed_router.setsockopt(zmq.LINGER, 0)
             self._sealed_router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes + 64 * 1024)
-            self._sealed_router.bind(_sealed_bind(bind))
+            sealed_bind = _sealed_bind(bind)
+            try:
+                self._sealed_router.bind(sealed_bind)
+            except zmq.ZMQError as exc:
+                raise ProtocolError(
+                    f"cannot listen on {sealed_bind} for sealed messages (the port after "
+                    f"{bind}'s; docs/deploy.md, Security model): {exc}"
+                ) from None
             self.sealed_address = _advertised(self._sealed_router, advertise)
         self._receiver = threading.Thread(target=self._receive, name=f"{name}-rx", daemon=True)
         self._receiver.start()
@@ -415,7 +422,13 @@ def _advertised(socket: zmq.Socket, advertise: str | None) -> str:
 def _sealed_bind(bind: str) -> str:
     """Where the sealed router listens: ``bind``'s host; the next port after a fixed one."""
     host, port = bind.rsplit(":", 1)
-    return f"{host}:{'*' if port == '*' else int(port) + 1}"
+    if port == "*":
+        return bind
+    if int(port) >= 65535:
+        raise ProtocolError(
+            f"{bind}: the sealed path listens on the next port; use one below 65535"
+        )
+    return f"{host}:{int(port) + 1}"
 
 
 def _seen(state: Handshake, event: int) -> Handshake:
