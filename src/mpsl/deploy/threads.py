@@ -6,8 +6,9 @@ computes at a time, so each may use every core. With K data owners, up to K + N 
 at once; each then gets its share of the cores, so that together they do not oversubscribe them.
 
 Before this policy every member of ``--engine processes`` had one thread: with one data owner a
-task used one core and left the others idle (issue 21: ResNet-101 at about half the speed of
-plain training on 2 cores). benchmarks/deployment.py compares the two in one run.
+task used one core and left the others idle. benchmarks/deployment.py, ResNet-101 of issue 21 on
+two cores: 0.48 of plain training's speed with one thread a member, 0.93 with this policy
+(docs/deploy.md, Measured).
 """
 
 from __future__ import annotations
