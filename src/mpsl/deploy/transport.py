@@ -302,13 +302,13 @@ class ZmqTransport:
                 self._monitors[dest] = (socket.get_monitor_socket(MONITORED), Handshake())
             socket.connect(address)
             if sealed is not None:
-                self._sealed[dest] = (self._seal_to(socket, sealed), Sealer())
+                self._sealed[dest] = (self._seal_to(sealed), Sealer())
                 # queued before any sealed message: the receiver files the key under our CURVE key
                 socket.send_multipart(self._sealed[dest][1].key_frames())
             self._dealers[dest] = (socket, threading.Lock())
             return self._dealers[dest]
 
-    def _seal_to(self, curve: zmq.Socket, address: str) -> zmq.Socket:
+    def _seal_to(self, address: str) -> zmq.Socket:
         """A socket to a peer's sealed address (no CURVE: what goes there is sealed)."""
         socket = self._ctx.socket(zmq.DEALER)
         socket.setsockopt(zmq.SNDHWM, 0)
