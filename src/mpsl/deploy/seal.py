@@ -52,7 +52,7 @@ Frame = bytes | memoryview
 
 
 class SealError(ProtocolError):
-    """A sealed message that cannot be opened: unknown session, bad tag, replayed, malformed."""
+    """A sealed message that cannot be opened: bad tag, replayed or reordered, malformed."""
 
 
 class Sealer:
