@@ -2,12 +2,16 @@
 memory budget and with one (docs/memory.md).
 
     python benchmarks/node_memory.py [--json] [--out FILE] [--owners 4,16,64] [--budget-instances 4]
+        [--device cuda] [--width 1024] [--batch 256]
 
-The node hosts a wide MLP middle part (4 x Linear(1024, 1024), SGD with momentum: 16.8 MB of
-weights, 33.6 MB an instance). Each configuration runs in a fresh subprocess that holds this node
-only: a scripted transport plays the data owners (one batch in flight each, as in a run), so the
-process's peak RSS (VmHWM) is the node's. The budget is ``--budget-instances`` instances' state
-plus their batches' activations, the same bytes at every K.
+The node hosts a wide MLP middle part (4 x Linear(width, width), SGD with momentum: 16.8 MB of
+weights, 33.6 MB an instance at the default width). Each configuration runs in a fresh subprocess
+that holds this node only: a scripted transport plays the data owners (one batch in flight each,
+as in a run), so the process's peak RSS (VmHWM) is the node's. The budget is
+``--budget-instances`` instances' state plus their batches' activations, the same bytes at every K.
+With ``--device cuda`` the node computes on the GPU (its messages stay on the host) and the memory
+that counts is the GPU's: ``peak_device_bytes`` (torch's peak allocation), which ``flat_ratio``
+then compares.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections import deque
 
 from _common import machine, write
 
-WIDTH, LAYERS, BATCH, BATCHES = 1024, 4, 256, 3
+LAYERS, BATCHES = 4, 3
 
 
 def _vmhwm() -> int:
@@ -32,7 +36,7 @@ def _vmhwm() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(owners: int, budget: int | None) -> dict:
+def child(owners: int, budget: int | None, device: str, width: int, batch: int) -> dict:
     """Two rounds of ``owners`` data owners through one node; the second is timed."""
     import torch
     from torch import nn
@@ -48,10 +52,10 @@ def child(owners: int, budget: int | None) -> dict:
     torch.manual_seed(0)
     layers: list[nn.Module] = []
     for _ in range(LAYERS):
-        layers += [nn.Linear(WIDTH, WIDTH), nn.ReLU()]
+        layers += [nn.Linear(width, width), nn.ReLU()]
     part = nn.Sequential(*layers)
-    x = torch.randn(BATCH, WIDTH)
-    g = torch.randn(BATCH, WIDTH) / BATCH
+    x = torch.randn(batch, width)
+    g = torch.randn(batch, width) / batch
 
     class Owners:
         """The data owners: a batch's gradient answers its activation, the next batch follows."""
@@ -90,6 +94,7 @@ def child(owners: int, budget: int | None) -> dict:
         events=EventLog(),
         make_optimizer=lambda m: make_optimizer(m.parameters(), "sgd", 0.01, 0.9, 0.0),
         memory_budget=budget,
+        torch_device=torch.device(device),
     )
     elapsed = 0.0
     for r in range(2):
@@ -104,11 +109,14 @@ def child(owners: int, budget: int | None) -> dict:
         node._handle(Message(Kind.AGGREGATE, "coordinator", round=r, owners=tuple(range(owners))))
         elapsed = time.perf_counter() - start
     node.store.close()
+    gpu = device.startswith("cuda")
     return {
         "owners": owners,
         "budget_bytes": budget,
+        "device": device,
         "peak_rss_bytes": _vmhwm(),
-        "samples_per_s": owners * BATCHES * BATCH / elapsed,
+        "peak_device_bytes": torch.cuda.max_memory_allocated() if gpu else None,
+        "samples_per_s": owners * BATCHES * batch / elapsed,
         "resident_instances": len(node.store.slots),
         "swaps_in": node.store.swaps_in,
         "prefetched": node.store.prefetched,
@@ -116,9 +124,10 @@ def child(owners: int, budget: int | None) -> dict:
     }
 
 
-def run(owners: int, budget: int | None) -> dict:
+def run(owners: int, budget: int | None, a: argparse.Namespace) -> dict:
     """``child`` in a fresh interpreter: its peak RSS is this configuration's alone."""
     args = [sys.executable, __file__, "--child", str(owners), str(budget or 0)]
+    args += ["--device", a.device, "--width", str(a.width), "--batch", str(a.batch)]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return json.loads(out.splitlines()[-1])
 
@@ -129,23 +138,30 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument("--owners", default="4,16,64")
     ap.add_argument("--budget-instances", type=int, default=4)
+    ap.add_argument("--device", default="cpu", help="Where the node computes: cpu or cuda.")
+    ap.add_argument("--width", type=int, default=1024, help="Features of each Linear layer.")
+    ap.add_argument("--batch", type=int, default=256, help="Samples per batch.")
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child[0], a.child[1] or None)))
+        print(json.dumps(child(a.child[0], a.child[1] or None, a.device, a.width, a.batch)))
         return
     ks = [int(k) for k in a.owners.split(",")]
-    weights = LAYERS * (WIDTH * WIDTH + WIDTH) * 4
+    weights = LAYERS * (a.width * a.width + a.width) * 4
     instance = 2 * weights  # weights and momentum
-    batch = LAYERS * 2 * BATCH * WIDTH * 4  # each Linear's input and each ReLU's output, about
+    batch = LAYERS * 2 * a.batch * a.width * 4  # each Linear's input and each ReLU's output, about
     budget = a.budget_instances * (instance + batch) + weights
-    rows = [run(k, None) for k in ks] + [run(k, budget) for k in ks]
+    rows = [run(k, None, a) for k in ks] + [run(k, budget, a) for k in ks]
     free = {r["owners"]: r for r in rows if r["budget_bytes"] is None}
     tight = {r["owners"]: r for r in rows if r["budget_bytes"] is not None}
     largest = max(free)
+    peak = "peak_device_bytes" if a.device.startswith("cuda") else "peak_rss_bytes"
     data = {
+        "device": a.device,
+        "width": a.width,
+        "batch": a.batch,
         "rows": rows,
-        "flat_ratio": tight[max(ks)]["peak_rss_bytes"] / tight[min(ks)]["peak_rss_bytes"],
+        "flat_ratio": tight[max(ks)][peak] / tight[min(ks)][peak],
         "throughput_ratio": tight[largest]["samples_per_s"] / free[largest]["samples_per_s"],
         "machine": machine(),
     }

@@ -128,3 +128,9 @@ def test_good_addresses_reach_the_transport(command, no_sockets, monkeypatch, ca
             monkeypatch,
             capsys,
         )
+
+
+def test_a_compute_node_refuses_an_observed_round_below_one(no_sockets, monkeypatch, capsys):
+    args = [*COMMANDS["compute-node"], "--observe", "obs", "--observe-round", "0"]
+    code, _, err = run(args, monkeypatch, capsys)
+    assert code == 2 and "observe_round" in err and "got 0" in err

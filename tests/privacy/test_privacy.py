@@ -6,10 +6,10 @@ import torch
 
 from cli_run import run
 from mpsl.privacy.audit import AttackSettings, audit
-from mpsl.privacy.observe import Recorder
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.messages import Kind
+from mpsl.runtime.observe import Recorder
 
 
 def small(**kw):
@@ -100,6 +100,12 @@ def test_cli_writes_the_report(tmp_path, monkeypatch, capsys):
     assert set(none["reconstruction_mse"]) == {"node1", "node2"}
     assert json.loads((out / "privacy.json").read_text()) == report
     assert (out / "privacy.png").stat().st_size > 0
+
+
+def test_cli_names_a_bad_engine(tmp_path, monkeypatch, capsys):
+    code, _, err = run(["audit", "--engine", "gpu", "--out", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2
+    assert "engine" in err and "gpu" in err and "processes" in err
 
 
 def test_cli_names_a_bad_setting(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""``mpsl audit``: train a run in process, attack what each compute node received, report it."""
+"""``mpsl audit``: train a run, attack what each compute node received, report it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mpsl.cli.common import print_json, split_items
 from mpsl.cli.job import FIELDS, load_job
 from mpsl.cli.options import ConfigFile, field_command
 
-# Job fields that do not apply: the audit trains the chain in process and writes its own report.
+# Job fields that do not apply: the audit trains the chain and writes its own report.
 NOT_TAKEN = ("out", "plan", "profile", "cluster", "first_cut", "last_cut", "objective", "schedule")
 # Rounds when neither a flag nor a config file says: the attacks need a trained model, not a
 # finished one, and the audit should take seconds on the embedded default.
@@ -28,15 +28,27 @@ def audit(
     ] = Path("runs/audit"),
     defences: Annotated[
         str,
-        typer.Option(help="Comma-separated defences to audit: none, noise, nopeek, max-norm."),
+        typer.Option(
+            help="Comma-separated defences to audit: none, noise, activation-noise, "
+            "gradient-noise, strong, nopeek, max-norm."
+        ),
     ] = "none",
     defence_strength: Annotated[
         float | None,
         typer.Option(
-            help="Overrides the defences' strength: the noise multiplier of noise, the weight "
-            "of nopeek (max-norm has none)."
+            help="Overrides the defences' strength: the noise multiplier of noise, "
+            "activation-noise and gradient-noise, the weight of nopeek (strong and max-norm "
+            "have none)."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="How the audited run trains: cooperative or threads (one process, the "
+            "transport observed), or processes (every role a process; each compute node "
+            "records what it receives)."
+        ),
+    ] = "cooperative",
     attack_nodes: Annotated[
         str | None,
         typer.Option(help="Compute nodes whose view is attacked, e.g. node1 (default: all)."),
@@ -84,6 +96,7 @@ def audit(
         settings,
         names,
         strength=defence_strength,
+        engine=engine,
         say=lambda line: console.print(line),
     )
     (out / "privacy.json").write_text(json.dumps(report, indent=1) + "\n")

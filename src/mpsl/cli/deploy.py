@@ -140,15 +140,35 @@ def _role(
     threads: int | None,
     wait: float,
     data_path: str | None = None,
+    device: str | None = None,
+    observe: Path | None = None,
+    observe_round: int | None = None,
 ) -> None:
     from mpsl.deploy.role import Role, RoleOptions
     from mpsl.runtime.layout import RoleKind
 
     _check_addresses(listen, advertise, coordinator)
+    if observe_round is not None and observe_round < 1:
+        raise ConfigError(f"rounds count from 1, got {observe_round}", field="observe_round")
     logging.getLogger("mpsl").setLevel(logging.INFO)
     _credentials(keys, insecure, name)  # fail early, before connecting, on missing keys
+    if device is not None:
+        from mpsl.runtime.accelerator import resolve_device
+
+        resolve_device(device, "--device")  # fail before connecting, as for the keys
     options = RoleOptions(
-        name, coordinator, listen, advertise, keys, data_path, threads, RoleKind(role), wait
+        name,
+        coordinator,
+        listen,
+        advertise,
+        keys,
+        data_path,
+        threads,
+        RoleKind(role),
+        wait,
+        device=device,
+        observe=observe,
+        observe_rounds=None if observe_round is None else (observe_round - 1,),
     )
     with exit_on_signals(name, "the run did not complete (the coordinator was told, if reachable)"):
         Role(options).run()
@@ -165,9 +185,40 @@ def compute_node(
     advertise: Advertise = None,
     threads: Threads = None,
     wait: Wait = 600.0,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute on this device: cpu, cuda or cuda:N, instead of the run config's "
+            "node_device (docs/memory.md, GPUs)."
+        ),
+    ] = None,
+    observe: Annotated[
+        Path | None,
+        typer.Option(
+            help="Record what this node receives (a privacy audit, docs/privacy.md) into "
+            "DIR/observed-NAME.npz at the end of the run."
+        ),
+    ] = None,
+    observe_round: Annotated[
+        int | None,
+        typer.Option(help="With --observe: the one round recorded, from 1 (default: every round)."),
+    ] = None,
 ) -> None:
     """Serve one middle part (one instance per data owner) for the coordinator's run."""
-    _role("compute-node", name, coordinator, keys, insecure, listen, advertise, threads, wait)
+    _role(
+        "compute-node",
+        name,
+        coordinator,
+        keys,
+        insecure,
+        listen,
+        advertise,
+        threads,
+        wait,
+        device=device,
+        observe=observe,
+        observe_round=observe_round,
+    )
 
 
 def aggregator(

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
 from mpsl.deploy.keys import create_keys, load_credentials
@@ -45,13 +45,15 @@ def run_processes(
     secure: bool = True,
     threads: int | None = None,
     start_round: int = 0,
+    member_args: Mapping[str, Sequence[str]] | None = None,
 ) -> RunResult:
     """Train ``coordinator``'s run with every member a separate process of this machine.
 
     ``threads``: torch threads of every member (default: ``threads.member_threads``, the run
     config's ``threads`` or the policy for members that share this machine's cores).
     ``start_round``: the first round to train (a resumed run; the coordinator's model holds the
-    weights after the rounds before it).
+    weights after the rounds before it). ``member_args``: more options of a member's command, by
+    member name (a privacy audit's ``--observe``).
     """
     config = coordinator.config
     threads = threads or member_threads(config, len(coordinator.layout.nodes))
@@ -73,6 +75,7 @@ def run_processes(
                 cmd = member_command(
                     coordinator, member, transport.address, keys if secure else None, threads
                 )
+                cmd += (member_args or {}).get(member, [])
                 with deferred():  # a child started is a child noted, whatever signal comes
                     children[member] = subprocess.Popen(cmd)
             watch.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.layout import RoleKind
 from mpsl.runtime.messages import Kind, Message
+from mpsl.runtime.observe import Recorder, observation_file
 from mpsl.runtime.setup import Role as Worker
 from mpsl.runtime.setup import RunSetup, build_role
 from mpsl.runtime.worker import Stopped
@@ -74,6 +76,12 @@ class RoleOptions:
     threads: int | None = None  # torch intra-op threads
     role: RoleKind | None = None  # the role it was started as (checked against the assignment)
     wait_s: float = 600.0  # how long to wait for the coordinator's assignment
+    device: str | None = None  # a compute node's torch device, instead of the run config's
+    # A compute node that records what it receives (a privacy audit, docs/privacy.md) writes
+    # it to observe/observed-<name>.npz at the end of the run; observe_rounds: those kept
+    # (from 0; None: every round).
+    observe: Path | None = None
+    observe_rounds: tuple[int, ...] | None = None
 
 
 class _NotOurs(RuntimeFailure):
@@ -93,6 +101,7 @@ class _StopNoted:
         self.transport = transport
         self.stop: Message | None = None
         self.leaving = False  # the member stops: the role's sends end it quietly (Stopped)
+        self.observe: Callable[[Message], None] | None = None  # shown every message received
 
     def send(self, dest: str, msg: Message) -> None:
         """Send, as the transport does; once the member is leaving, end the role instead."""
@@ -110,6 +119,8 @@ class _StopNoted:
         msg = self.transport.recv_message(timeout, self._control)
         if msg.kind is Kind.STOP:
             self.stop = msg
+        if self.observe is not None:
+            self.observe(msg)
         return msg
 
     def _control(self, packet: Control) -> None:
@@ -142,6 +153,7 @@ class Role:
         self.events = EventLog()
         self._wall0 = time.time()
         self._t0_wall: float | None = None  # the coordinator's clock, from the assignment
+        self._recorder: Recorder | None = None  # with --observe, what the role receives
 
     def run(self) -> None:
         """Register, build, serve until STOP, then send metrics.
@@ -164,6 +176,7 @@ class Role:
             self.transport.gate = gate
             self.transport.send(COORDINATOR, ready(name))
             self._serve(worker, assign.heartbeat_s, assign.timeout_s)
+            self._write_observed()
             self._report(worker)
             linger_s = 2.0  # the metrics must reach the coordinator
         except _NotOurs:
@@ -294,7 +307,44 @@ class Role:
                 f"{name} is a {role.value} in this run, not a {self.options.role.value}",
                 field="name",
             )
-        return build_role(setup, name, self._stops, self.events), gate_for(setup, name)
+        if self.options.device is not None and role is not RoleKind.COMPUTE_NODE:
+            raise ConfigError(
+                f"{name} is a {role.value} in this run: only a compute node takes a device "
+                "(data owners compute on the CPU)",
+                field="--device",
+            )
+        if self.options.observe is not None:
+            self._observe(setup, role)
+        worker = build_role(setup, name, self._stops, self.events, node_device=self.options.device)
+        return worker, gate_for(setup, name)
+
+    def _observe(self, setup: RunSetup, role: RoleKind) -> None:
+        """Record what this compute node's role receives, as the in-process audit's observer."""
+        name = self.options.name
+        if role is not RoleKind.COMPUTE_NODE:
+            raise ConfigError(
+                f"{name} is a {role.value}: only a compute node records what it receives",
+                field="observe",
+            )
+        recorder = Recorder(
+            nodes=[name],
+            last_node=setup.layout.nodes[-1],
+            owners=setup.config.data_owners,
+            rounds=self.options.observe_rounds,
+        )
+        self._recorder = recorder
+        self._stops.observe = lambda msg: recorder(name, msg)
+
+    def _write_observed(self) -> None:
+        """With --observe, what the role received, to observe/observed-<name>.npz."""
+        if self._recorder is None or self.options.observe is None:
+            return
+        self.options.observe.mkdir(parents=True, exist_ok=True)
+        path = observation_file(self.options.observe, self.options.name)
+        # Not atomic (the deployment does not import the store): the audit reads it only once
+        # this process has exited, and a half-written file fails its read naming the file.
+        path.write_bytes(self._recorder.to_bytes())
+        log.info("%s: what it received written to %s", self.options.name, path)
 
     def _serve(self, worker: Worker, heartbeat_s: float, timeout_s: float) -> None:
         done = threading.Event()

@@ -2,13 +2,13 @@
 attack it from each node's point of view, and report how much leaked.
 
 A defence is a named entry of ``DEFENCES``: how a run is trained under it. The audit iterates
-over the defences it is given, so a new defence is one more entry; only ``none`` exists yet.
+over the defences it is given, so a new defence is one more entry.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,20 +20,20 @@ from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.privacy.inversion import reconstruct
 from mpsl.privacy.labels import infer_labels
-from mpsl.privacy.observe import Recorder
+from mpsl.privacy.observed_run import Say, Trained, Watch, check_engine, train_observed
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.engine import InProcessEngine, RunResult
 from mpsl.runtime.messages import Kind
 from mpsl.runtime.setup import load_run_data
-from mpsl.runtime.transport import Observer
 from mpsl.split import split_model
 
 NOISE = 0.03  # the noise defence's multiplier, on activations and gradients alike
 NOPEEK = 3.0  # the nopeek defence's weight
-
-Say = Callable[[str], None]
-"""Where the audit reports progress: one line per step."""
-
+# The strong defences' multipliers: the weakest that brought the attacks to chance and the
+# mean-image baseline on the embedded default (docs/privacy.md, measured trade-off).
+ACTIVATION_NOISE = 0.3
+GRADIENT_NOISE = 1.0
+ACTIVATION_CLIP = 8.0  # digits_cnn's first activations have L2 norms near 8.5
+GRADIENT_CLIP = 0.03  # the gradients returned to the last node, near 0.035 per sample
 
 # The RunConfig fields that are defences; every audited defence starts from them all off.
 DEFENCE_FIELDS: dict[str, Any] = {
@@ -69,10 +69,6 @@ class Defence:
         values = base.model_dump() | DEFENCE_FIELDS | changes
         return RunConfig.from_values(values, f"defence '{self.name}'")
 
-    def engine(self, config: RunConfig, dataset: Dataset, observer: Observer) -> InProcessEngine:
-        """The in-process engine it trains on, the audit's observer on its transport."""
-        return InProcessEngine(config, dataset=dataset, observer=observer)
-
 
 # The defences an audit can iterate over, by name; each new defence is one more entry. The
 # strengths are for the embedded default (digits_cnn, batch 16): its first activations have
@@ -83,15 +79,39 @@ DEFENCES: dict[str, Defence] = {
         Defence("none", "no defence: activations and gradients sent as computed"),
         Defence(
             "noise",
-            "activations clipped to 8 and gradients to 0.03 per sample, Gaussian noise of "
-            "standard deviation noise x clip on both",
+            f"activations clipped to {ACTIVATION_CLIP:g} and gradients to {GRADIENT_CLIP:g} per "
+            "sample, Gaussian noise of standard deviation noise x clip on both",
             {
-                "activation_clip": 8.0,
+                "activation_clip": ACTIVATION_CLIP,
                 "activation_noise": NOISE,
-                "gradient_clip": 0.03,
+                "gradient_clip": GRADIENT_CLIP,
                 "gradient_noise": NOISE,
             },
             ("activation_noise", "gradient_noise"),
+        ),
+        Defence(
+            "activation-noise",
+            f"activations clipped to {ACTIVATION_CLIP:g} per sample, Gaussian noise of standard "
+            f"deviation {ACTIVATION_NOISE:g} x clip (strength: the multiplier)",
+            {"activation_clip": ACTIVATION_CLIP, "activation_noise": ACTIVATION_NOISE},
+            ("activation_noise",),
+        ),
+        Defence(
+            "gradient-noise",
+            f"gradients to the last node clipped to {GRADIENT_CLIP:g} per sample, Gaussian noise "
+            f"of standard deviation {GRADIENT_NOISE:g} x clip (strength: the multiplier)",
+            {"gradient_clip": GRADIENT_CLIP, "gradient_noise": GRADIENT_NOISE},
+            ("gradient_noise",),
+        ),
+        Defence(
+            "strong",
+            "activation-noise and gradient-noise together: against both attacks at once",
+            {
+                "activation_clip": ACTIVATION_CLIP,
+                "activation_noise": ACTIVATION_NOISE,
+                "gradient_clip": GRADIENT_CLIP,
+                "gradient_noise": GRADIENT_NOISE,
+            },
         ),
         Defence(
             "nopeek",
@@ -143,47 +163,6 @@ class AttackSettings:
             )
 
 
-@dataclass
-class Trained:
-    """A run trained under one defence: its result, what was recorded, the observed round's
-    starting global weights."""
-
-    result: RunResult
-    recorder: Recorder
-    start_weights: dict[str, torch.Tensor]
-    engine: InProcessEngine
-
-
-def train_observed(
-    defence: Defence, config: RunConfig, dataset: Dataset, settings: AttackSettings, say: Say
-) -> Trained:
-    """Train ``config`` (its defences set already) in process, a recorder on the transport."""
-    # The recorder watches the layout's nodes, known only once the engine is built; the engine
-    # takes its observer when built: so the observer forwards to the recorder made just after.
-    holder: dict[str, Any] = {}
-    attacked = config.rounds - 1 if settings.round is None else settings.round
-
-    def observer(dest: str, msg: Any) -> None:
-        holder["recorder"](dest, msg)
-
-    engine = defence.engine(config, dataset, observer)
-    layout = engine.setup.layout
-    settings.check(config, layout.nodes)
-    watched = settings.nodes or layout.nodes
-    holder["recorder"] = Recorder(
-        nodes=watched, last_node=layout.nodes[-1], owners=config.data_owners, rounds={attacked}
-    )
-    snapshot = {k: v.clone() for k, v in engine.model.state_dict().items()}
-
-    def on_round(res: Any) -> None:
-        say(f"round {res.round + 1}/{config.rounds}: accuracy {res.accuracy:.2%}")
-        if res.round == attacked - 1:  # the global weights the observed round starts from
-            snapshot.update({k: v.clone() for k, v in engine.model.state_dict().items()})
-
-    result = engine.run(on_round=on_round)
-    return Trained(result, holder["recorder"], snapshot, engine)
-
-
 def aux_split(test: Labeled, fraction: float, seed: int) -> Labeled:
     """The attacker's auxiliary data: a seeded ``fraction`` of the test split."""
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
@@ -201,8 +180,7 @@ def prefix_of(
 
 def attack(trained: Trained, aux: Labeled, settings: AttackSettings, say: Say) -> dict[str, Any]:
     """Every attack on what ``trained``'s nodes received; the report of one defence."""
-    engine = trained.engine
-    setup, layout = engine.setup, engine.setup.layout
+    setup, layout = trained.setup, trained.setup.layout
     views = trained.recorder.views(setup.owner_shares(), setup.workload)
     report: dict[str, Any] = {"test_accuracy": trained.result.rounds[-1].accuracy}
     grads = [v for v in views if v.kind is Kind.GRADIENT]
@@ -219,7 +197,7 @@ def attack(trained: Trained, aux: Labeled, settings: AttackSettings, say: Say) -
     for view in (v for v in views if v.kind is Kind.ACTIVATION):
         say(f"reconstruction at {view.node} from {len(view)} activations")
         part = layout.node_parts[layout.nodes.index(view.node)]
-        prefix = prefix_of(engine.model, engine.cuts, part, trained.start_weights)
+        prefix = prefix_of(setup.model, setup.cuts, part, trained.start_weights)
         got = reconstruct(
             prefix,
             aux,
@@ -242,9 +220,12 @@ def audit(
     *,
     strength: float | None = None,
     dataset: Dataset | None = None,
+    engine: str = "cooperative",
     say: Say = lambda _: None,
 ) -> dict[str, Any]:
-    """Train ``config`` under each defence, attack what each node saw; the report as plain data."""
+    """Train ``config`` under each defence on ``engine`` (cooperative, threads or processes),
+    attack what each node saw; the report as plain data."""
+    check_engine(engine)
     unknown = [d for d in defences if d not in DEFENCES]
     if unknown:
         raise ConfigError(
@@ -252,11 +233,14 @@ def audit(
         )
     dataset = dataset or load_run_data(config)
     aux = aux_split(dataset.test, settings.aux_fraction, settings.seed)
+    attacked = config.rounds - 1 if settings.round is None else settings.round
+    watch = Watch(settings.nodes, attacked, lambda nodes: settings.check(config, nodes))
     out: dict[str, Any] = {
         "config": config.model_dump(mode="json"),
+        "engine": engine,
         "attack": {
             "nodes": list(settings.nodes) if settings.nodes else None,
-            "observed_round": (config.rounds - 1 if settings.round is None else settings.round) + 1,
+            "observed_round": attacked + 1,
             "aux_fraction": settings.aux_fraction,
             "aux_samples": len(aux),
             "inversion_epochs": settings.inversion_epochs,
@@ -268,9 +252,9 @@ def audit(
     for name in defences:
         say(f"defence {name}: training")
         defended = DEFENCES[name].config(config, strength if DEFENCES[name].strength else None)
-        trained = train_observed(DEFENCES[name], defended, dataset, settings, say)
-        out["cuts"] = list(trained.engine.cuts)
-        out["nodes"] = list(trained.engine.setup.layout.nodes)
+        trained = train_observed(defended, dataset, watch, engine, say)
+        out["cuts"] = list(trained.setup.cuts)
+        out["nodes"] = list(trained.setup.layout.nodes)
         out["defences"][name] = {
             "about": DEFENCES[name].about,
             "settings": {k: getattr(defended, k) for k in DEFENCE_FIELDS},

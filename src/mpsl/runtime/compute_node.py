@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mpsl.errors import ConfigError, TransportTimeout
+from mpsl.runtime.accelerator import CPU, to_device, to_host
 from mpsl.runtime.device import REAL, Device
 from mpsl.runtime.events import EventLog
 from mpsl.runtime.instances import Instance, InstanceStore
@@ -40,6 +41,11 @@ class TaskQueue:
     a rank (the simulator applies the same rule). ``scheduled``: exactly the actions of an
     ``Order``, batch after batch; a task that arrives early waits for its turn. Control messages
     queue in arrival order with the forward tasks.
+
+    ``prefer`` (a compute node under a memory budget sets it: "is this task's instance resident?")
+    reorders within a rank: a preferred task goes before earlier ones that are not, never past a
+    control message. A node that swaps instances then serves the data owners it holds while they
+    have work, instead of swapping at nearly every task.
     """
 
     def __init__(self, policy: QueuePolicy, order: Order | None = None) -> None:
@@ -52,6 +58,7 @@ class TaskQueue:
         self._cursor = 0
         self._dropped: set[int] = set()  # data owners out of the round: their turns are skipped
         self._round = -1  # the running round
+        self.prefer: Admit | None = None
 
     def __len__(self) -> int:
         return sum(map(len, self._lanes)) + len(self._waiting)
@@ -76,13 +83,21 @@ class TaskQueue:
         return self.order.at(self._cursor)
 
     def _pick(self, admit: Admit) -> tuple[deque[Message], int] | None:
-        """Where the next message of the lanes is: the first one ``admit`` lets in, never past a
-        control message (those keep their place among the tasks)."""
+        """Where the next message of the lanes is: the first one ``admit`` lets in (a preferred
+        one before it, if any), never past a control message (those keep their place)."""
         for lane in self._lanes:
+            first: int | None = None
             for i, msg in enumerate(lane):
-                if msg.kind not in TASK_KIND or admit(msg):
-                    return lane, i
+                if msg.kind not in TASK_KIND:
+                    return (lane, i) if first is None else (lane, first)
+                if admit(msg):
+                    if self.prefer is None or self.prefer(msg):
+                        return lane, i
+                    if first is None:
+                        first = i
                 # A forward the memory budget holds back waits; later tasks may free memory.
+            if first is not None:
+                return lane, first
         return None
 
     def ready(self, admit: Admit = _always) -> bool:
@@ -93,9 +108,10 @@ class TaskQueue:
 
     def peek(self) -> Message | None:
         """The task pop() would return next, admission aside: a hint for prefetching."""
-        for lane in self._lanes:
-            if lane:
-                return lane[0]
+        picked = self._pick(_always)
+        if picked is not None:
+            lane, i = picked
+            return lane[i]
         if self.policy is QueuePolicy.SCHEDULED and self._waiting:
             return self._waiting.get(self._expected())  # type: ignore[arg-type]
         return None
@@ -152,6 +168,7 @@ class ComputeNode(Worker):
         device: Device = REAL,
         emulated_output_bytes: int = 0,
         memory_budget: int | None = None,
+        torch_device: torch.device = CPU,
     ) -> None:
         self.name = name
         self.owners = list(owners)  # the data owners this node serves
@@ -170,7 +187,12 @@ class ComputeNode(Worker):
         self.peak_state_bytes = 0
         self.max_queue = 0
         self.peak_held_bytes = 0  # under a budget: resident instances and saved activations at once
-        self.store = InstanceStore(part, self.owners, make_optimizer, memory_budget)
+        self.torch_device = torch_device  # where the instances compute; messages stay on the host
+        self.store = InstanceStore(
+            part, self.owners, make_optimizer, memory_budget, device=torch_device
+        )
+        if memory_budget is not None:
+            self.queue.prefer = self._resident
         self.instances = self.store.instances
 
     def serve(self) -> None:
@@ -208,6 +230,11 @@ class ComputeNode(Worker):
         if msg.owner in self.out or msg.round != self.round:
             return True  # discarded without computing
         return self.store.can_admit(msg.owner, self.live_activation_bytes, self._pinned())
+
+    def _resident(self, msg: Message) -> bool:
+        """Whether ``msg``'s task finds its instance in a slot (no swap before it computes)."""
+        inst = self.instances.get(msg.owner)
+        return inst is None or inst.slot is not None
 
     def _prefetch(self, busy: int) -> None:
         """Bring the next task's instance in while this one computes."""
@@ -263,17 +290,20 @@ class ComputeNode(Worker):
             return  # a task of a data owner dropped from its round, still on its way
         inst = self._instance(msg)
         start = self.events.now()
-        module = self.store.acquire(msg.owner, self._pinned()).module
+        slot = self.store.acquire(msg.owner, self._pinned())
+        module = slot.module
         self._prefetch(msg.owner)
         saved = [0]
 
         def work() -> tuple[torch.Tensor, torch.Tensor]:
             assert msg.tensor is not None
-            x = msg.tensor.detach().requires_grad_(msg.tensor.is_floating_point())
+            x = to_device(msg.tensor, self.torch_device).detach()
+            x.requires_grad_(x.is_floating_point())
             out, saved[0] = inst.meter.run(lambda: module(x), module, x)
             return x, out
 
         result = self.device.run(TaskKind.FWD, work)
+        self.store.used(slot)
         if result is None:  # emulation only: no tensors, just their sizes
             self.stash[(msg.owner, msg.batch)] = (torch.empty(0), None, msg.virtual_bytes)
             out_msg = Message(
@@ -290,11 +320,18 @@ class ComputeNode(Worker):
             self.live_activation_bytes += saved[0]
             self.peak_activation_bytes = max(self.peak_activation_bytes, self.live_activation_bytes)
             self.store.batch_bytes = max(self.store.batch_bytes, saved[0])
+            boundary = x.nbytes + out.nbytes  # its backward's gradient in and gradient out
+            self.store.boundary_bytes = max(self.store.boundary_bytes, boundary)
             held = self.store.held(self.live_activation_bytes)
             self.peak_held_bytes = max(self.peak_held_bytes, held)
             inst.samples += x.shape[0]
             out_msg = Message(
-                Kind.ACTIVATION, self.name, msg.owner, msg.batch, msg.round, tensor=out.detach()
+                Kind.ACTIVATION,
+                self.name,
+                msg.owner,
+                msg.batch,
+                msg.round,
+                tensor=to_host(out.detach()),
             )
         self.transport.send(self.next_hop(msg.owner), out_msg)
         self._record(msg, TaskKind.FWD, start, out_msg.nbytes)
@@ -316,13 +353,14 @@ class ComputeNode(Worker):
 
         def work() -> torch.Tensor | None:
             assert out is not None and msg.tensor is not None
-            out.backward(msg.tensor)
+            out.backward(to_device(msg.tensor, self.torch_device))
             if slot.optimizer is not None:
                 slot.optimizer.step()
                 slot.optimizer.zero_grad(set_to_none=True)
-            return x.grad
+            return to_host(x.grad) if x.grad is not None else None
 
         grad = self.device.run(TaskKind.BWD, work if out is not None else _none)
+        self.store.used(slot)
         self.live_activation_bytes -= saved if out is not None else 0
         out_msg = Message(
             Kind.GRADIENT,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from mpsl.errors import ConfigError
 from mpsl.fileformat import parse_model
+from mpsl.runtime.accelerator import check_device_spec
 from mpsl.tasks import node_name_problem
 
 
@@ -17,6 +19,18 @@ def _refuse_booleans(value: Any) -> Any:
         isinstance(value, list) and any(isinstance(v, bool) for v in value)
     ):
         raise ValueError("expected a number, not a boolean (true/false); write the number itself")
+    return value
+
+
+def _one_or_list(value: Any) -> Any:
+    """A single name where a list of names is due: a list of one (TOML ``node_device = "cuda"``)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _devices(value: list[str] | None) -> list[str] | None:
+    """Each item a device spec (cpu, cuda, cuda:N)."""
+    for spec in value or []:
+        check_device_spec(spec)
     return value
 
 
@@ -135,6 +149,15 @@ class RunConfig(BaseModel):
         "whatever the number of data owners; the others wait on local disk (docs/memory.md). "
         "Default: no budget, every instance resident.",
     )
+    node_device: Annotated[
+        list[str] | None, BeforeValidator(_one_or_list), AfterValidator(_devices)
+    ] = Field(
+        default=None,
+        min_length=1,
+        description="Where compute nodes compute: cpu, cuda or cuda:N, one for every compute node "
+        "or one per compute node in order (e.g. cuda:0,cuda:1); data owners stay on the CPU "
+        "(docs/memory.md, GPUs). Default: cpu.",
+    )
     threads: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None,
         ge=1,
@@ -222,6 +245,24 @@ class RunConfig(BaseModel):
         if self.min_data_owners >= 1:
             return int(self.min_data_owners)
         return max(1, math.ceil(self.min_data_owners * self.data_owners - 1e-9))
+
+    def device_of(self, node: int) -> str:
+        """The device spec of the ``node``-th compute node (0-based, in chain order)."""
+        if self.node_device is None:
+            return "cpu"
+        if len(self.node_device) == 1:
+            return self.node_device[0]
+        return self.node_device[node]
+
+    def check_node_devices(self, nodes: int) -> None:
+        """ConfigError unless node_device names one device, or one for each of ``nodes``."""
+        given = self.node_device or []
+        if len(given) > 1 and len(given) != nodes:
+            raise ConfigError(
+                f"{given} names {len(given)} devices but the run has {nodes} compute nodes; "
+                "give one for all of them, or one for each",
+                field="node_device",
+            )
 
     @property
     def parts(self) -> int | None:

@@ -2,13 +2,17 @@
 
 Without a budget every data owner's instance has a resident copy of the part of its own (K slots).
 With one, the node keeps as many slots as the budget allows; an instance that trained this round
-and lost its slot lives in a safetensors file in a private temporary directory (weights and
-optimizer state), and is read back when its data owner's next task comes. An instance that has
-not trained this round is the global part with a fresh optimizer: it needs no file, only a copy.
+and lost its slot waits in a backing store (weights and optimizer state) and is read back when its
+data owner's next task comes. On the CPU, where host memory is what the budget bounds, the backing
+store is a safetensors file per instance in a private temporary directory; on a GPU, whose memory
+is the scarce one, it is pinned host memory, copied on a stream of its own so that a prefetch
+overlaps the computing task. An instance that has not trained this round is the global part with
+a fresh optimizer: it needs no backing, only a copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -19,7 +23,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -37,6 +41,7 @@ class Slot:
     optimizer: torch.optim.Optimizer | None = None
     owner: int | None = None
     loading: Future[None] | None = None  # a prefetch filling it in the background
+    used: torch.cuda.Event | None = None  # on a GPU: its instance's last task, enqueued
 
 
 @dataclass
@@ -46,7 +51,7 @@ class Instance:
     owner: int
     samples: int = 0
     slot: Slot | None = None
-    on_disk: bool = False  # False and no slot: the global part with a fresh optimizer
+    on_disk: bool = False  # in the backing store; False and no slot: the global part, fresh
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)  # non-tensor optimizer state
     meter: SavedBytesMeter = field(default_factory=SavedBytesMeter)
 
@@ -69,6 +74,138 @@ class DiskState(Mapping[str, torch.Tensor]):
         return len(self._keys)
 
 
+class Reader(Protocol):
+    """One backed-up instance's tensors, by name."""
+
+    def names(self) -> list[str]:
+        """The tensors' names."""
+        ...
+
+    def fits(self, key: str, out: object) -> bool:
+        """Whether tensor ``key`` can be read into ``out``."""
+        ...
+
+    def read(self, key: str) -> torch.Tensor:
+        """Tensor ``key`` in a new buffer, where the slots keep it."""
+        ...
+
+    def read_into(self, key: str, out: torch.Tensor) -> None:
+        """Tensor ``key`` straight into ``out``."""
+        ...
+
+
+class Backing(Protocol):
+    """Where instances without a slot wait: written whole, read back one tensor at a time."""
+
+    def write(self, owner: int, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Keep ``tensors`` as ``owner``'s instance, replacing what was kept."""
+        ...
+
+    def reader(self, owner: int) -> contextlib.AbstractContextManager[Reader]:
+        """``owner``'s kept tensors, open for reading."""
+        ...
+
+    def weights(self, owner: int, keys: Sequence[str]) -> Mapping[str, torch.Tensor]:
+        """``owner``'s weights ("m." + key) for FedAvg, without a whole copy in memory."""
+        ...
+
+    def close(self) -> None:
+        """Free what is kept."""
+        ...
+
+
+class DiskBacking:
+    """Safetensors files in a private temporary directory (a CPU node: host memory is bounded)."""
+
+    def __init__(self) -> None:
+        self.dir: Path | None = None
+
+    def write(self, owner: int, tensors: Mapping[str, torch.Tensor]) -> None:
+        """``tensors`` into ``owner``'s file, over its old contents."""
+        write_safetensors(self._path(owner), tensors)
+
+    def reader(self, owner: int) -> SafetensorsReader:
+        """``owner``'s file, open."""
+        return SafetensorsReader(self._path(owner))
+
+    def weights(self, owner: int, keys: Sequence[str]) -> Mapping[str, torch.Tensor]:
+        """``owner``'s weights, read from its file one tensor at a time."""
+        return DiskState(self._path(owner), keys)
+
+    def close(self) -> None:
+        """Remove the directory and its files."""
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _path(self, owner: int) -> Path:
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="mpsl-instances-"))
+        return self.dir / f"{owner}.safetensors"
+
+
+class HostBacking:
+    """Pinned host memory, a buffer per tensor kept across rounds (a GPU node: device memory is
+    bounded, host memory is not). Copies run on the caller's current stream, asynchronously;
+    the store synchronizes its copy stream before anyone reads what they wrote."""
+
+    def __init__(self) -> None:
+        self.pin = torch.cuda.is_available()  # page-locked: copies to the GPU run asynchronously
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}
+        self.origin: dict[str, torch.device] = {}  # where each tensor lives in a slot
+
+    def write(self, owner: int, tensors: Mapping[str, torch.Tensor]) -> None:
+        """``tensors`` into ``owner``'s host buffers (made, pinned, on first use)."""
+        mine = self.kept.setdefault(owner, {})
+        for name, t in tensors.items():
+            buf = mine.get(name)
+            if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+                buf = mine[name] = torch.empty(t.shape, dtype=t.dtype, pin_memory=self.pin)
+            buf.copy_(t, non_blocking=True)
+            self.origin[name] = t.device  # Adam's step counter stays on the host, for one
+        for name in set(mine) - set(tensors):
+            del mine[name]
+
+    @contextlib.contextmanager
+    def reader(self, owner: int) -> Iterator[HostReader]:
+        """``owner``'s buffers."""
+        yield HostReader(self.kept[owner], self.origin)
+
+    def weights(self, owner: int, keys: Sequence[str]) -> Mapping[str, torch.Tensor]:
+        """``owner``'s weights, its host buffers themselves."""
+        return {k: self.kept[owner]["m." + k] for k in keys}
+
+    def close(self) -> None:
+        """Drop the buffers."""
+        self.kept.clear()
+
+
+class HostReader:
+    """One instance's pinned host buffers, read back where they came from."""
+
+    def __init__(
+        self, tensors: Mapping[str, torch.Tensor], origin: Mapping[str, torch.device]
+    ) -> None:
+        self._tensors, self._origin = tensors, origin
+
+    def names(self) -> list[str]:
+        """The tensors' names."""
+        return list(self._tensors)
+
+    def fits(self, key: str, out: object) -> bool:
+        """Whether tensor ``key`` can be copied into ``out`` (a tensor of its kind)."""
+        src = self._tensors[key]
+        return isinstance(out, torch.Tensor) and out.shape == src.shape and out.dtype == src.dtype
+
+    def read(self, key: str) -> torch.Tensor:
+        """Tensor ``key`` in a new buffer where it was written from."""
+        return self._tensors[key].to(self._origin[key], non_blocking=True)
+
+    def read_into(self, key: str, out: torch.Tensor) -> None:
+        """Tensor ``key`` into ``out``."""
+        out.copy_(self._tensors[key], non_blocking=True)
+
+
 class InstanceStore:
     """The instances of one compute node, at most a byte budget of them resident."""
 
@@ -78,22 +215,29 @@ class InstanceStore:
         owners: Sequence[int],
         make_optimizer: OptimizerFactory,
         budget: int | None = None,
+        device: torch.device | None = None,
     ) -> None:
         if budget is not None and budget <= 0:
             raise ConfigError(f"must be positive, got {budget}", field="node_memory_budget")
-        self.global_part = global_part
+        self.device = device or torch.device("cpu")
+        self.gpu = self.device.type == "cuda"
+        self.global_part = global_part  # on the host, where the coordinator's weights arrive
         self.make_optimizer = make_optimizer
         self.budget = budget
         self.instances = {k: Instance(k) for k in owners}
         self.slots: list[Slot] = []
         self.grad_bytes = sum(p.nbytes for p in global_part.parameters())  # one backward's
+        # One backward's gradient in and the gradient of its input out, the most seen: neither is
+        # a saved activation, and on a GPU they are what a budget of saved bytes alone overran.
+        self.boundary_bytes = 0
         self.instance_bytes = _instance_bytes(global_part, make_optimizer)
         self.batch_bytes = 0  # the most activation bytes one forward saved so far
         self.swaps_in = 0
         self.prefetched = 0  # of swaps_in: started by the prefetch, off the task's path
         self.writes = 0
-        self._dir: Path | None = None
+        self.backing: Backing = HostBacking() if self.gpu else DiskBacking()
         self._io: ThreadPoolExecutor | None = None
+        self._stream = torch.cuda.Stream(self.device) if self.gpu else None  # swap copies
         if budget is None:  # every instance resident, allocated now rather than in round one
             for inst in self.instances.values():
                 self._bind(self._new_slot(), inst)
@@ -119,7 +263,7 @@ class InstanceStore:
             if inst.slot is not None:
                 out.append(inst.slot.module.state_dict())
             elif inst.on_disk:
-                out.append(DiskState(self._path(k), keys))
+                out.append(self.backing.weights(k, keys))
             else:
                 out.append(self.global_part.state_dict())
         return out
@@ -138,7 +282,7 @@ class InstanceStore:
         # One slot more than the batches in flight: a spare one the prefetch can always load the
         # next instance into while this batch computes (docs/memory.md, "the prefetch").
         slots = max(slots, len(set(pinned) | {owner}) + 1)
-        held = slots * self.instance_bytes + self.grad_bytes + live_bytes + self.batch_bytes
+        held = slots * self.instance_bytes + self.backward_bytes + live_bytes + self.batch_bytes
         return held <= self.budget
 
     def acquire(self, owner: int, pinned: Collection[int]) -> Slot:
@@ -167,18 +311,28 @@ class InstanceStore:
         self._fill(slot, inst, background=True)
 
     def close(self) -> None:
-        """Wait for the I/O thread and remove the files."""
+        """Wait for the I/O thread and free the backing store (its files go)."""
         self._settle()
         if self._io is not None:
             self._io.shutdown()
             self._io = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self.backing.close()
+
+    @property
+    def backward_bytes(self) -> int:
+        """What one backward holds besides the saved activations: the weights' gradients, the
+        gradient it receives and the one it sends."""
+        return self.grad_bytes + self.boundary_bytes
 
     def held(self, live_bytes: int) -> int:
         """What the budget counts now: resident instances, one backward's gradients, activations."""
-        return len(self.slots) * self.instance_bytes + self.grad_bytes + live_bytes
+        return len(self.slots) * self.instance_bytes + self.backward_bytes + live_bytes
+
+    def used(self, slot: Slot) -> None:
+        """A task of ``slot``'s instance is enqueued: a swap of it must wait for that, no more."""
+        if self.gpu:
+            slot.used = torch.cuda.Event()
+            slot.used.record(torch.cuda.current_stream(self.device))
 
     def state_bytes(self) -> int:
         """Tensor bytes of the resident slots: weights, buffers, gradients, optimizer state."""
@@ -191,7 +345,7 @@ class InstanceStore:
             return True
         if self.slots and not self.batch_bytes:
             return False  # a batch's activations are not measured yet: the floor until they are
-        need = (len(self.slots) + 1) * self.instance_bytes + self.grad_bytes
+        need = (len(self.slots) + 1) * self.instance_bytes + self.backward_bytes
         return need + (len(pinned) + 1) * self.batch_bytes <= self.budget
 
     def _victim(self, keep: Collection[int], extra: set[int]) -> Slot | None:
@@ -211,7 +365,7 @@ class InstanceStore:
         return victim
 
     def _new_slot(self) -> Slot:
-        slot = Slot(copy.deepcopy(self.global_part))
+        slot = Slot(copy.deepcopy(self.global_part).to(self.device))
         self.slots.append(slot)
         return slot
 
@@ -247,6 +401,30 @@ class InstanceStore:
         optimizer: torch.optim.Optimizer | None,
     ) -> None:
         """The I/O of a swap: write the leaving instance, read or copy the arriving one."""
+        with self._copying(slot):
+            self._swap(slot, leaving, arriving, optimizer)
+        slot.optimizer = optimizer
+
+    @contextlib.contextmanager
+    def _copying(self, slot: Slot) -> Iterator[None]:
+        """On a GPU: the swap's copies on the copy stream, after the slot's last task and before
+        the swap counts as done (its task, on the compute stream, reads the slot after that)."""
+        if self._stream is None:
+            yield
+            return
+        if slot.used is not None:
+            self._stream.wait_event(slot.used)
+        with torch.cuda.stream(self._stream):
+            yield
+        self._stream.synchronize()
+
+    def _swap(
+        self,
+        slot: Slot,
+        leaving: Instance | None,
+        arriving: Instance,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
         if leaving is not None:
             self._write(slot, leaving)
         with torch.no_grad():
@@ -256,7 +434,7 @@ class InstanceStore:
                 old = slot.optimizer.state if slot.optimizer is not None else {}
                 params = list(slot.module.parameters())
                 states: dict[int, dict[str, Any]] = {}
-                with SafetensorsReader(self._path(arriving.owner)) as f:
+                with self.backing.reader(arriving.owner) as f:
                     for key, t in slot.module.state_dict().items():
                         f.read_into("m." + key, t)  # straight into the slot: no second copy
                     for name in f.names():
@@ -276,16 +454,10 @@ class InstanceStore:
                         if st:
                             optimizer.state[p] = st
             else:
-                for mine, new in zip(
-                    slot.module.state_dict().values(),
-                    self.global_part.state_dict().values(),
-                    strict=True,
-                ):
-                    mine.copy_(new)
-        slot.optimizer = optimizer
+                self._copy_global(slot)
 
     def _write(self, slot: Slot, inst: Instance) -> None:
-        """The slot's weights and optimizer state into the instance's file, atomically."""
+        """The slot's weights and optimizer state into the instance's backing."""
         tensors = {"m." + k: v.contiguous() for k, v in slot.module.state_dict().items()}
         inst.extra = {}
         if slot.optimizer is not None:
@@ -295,9 +467,14 @@ class InstanceStore:
                         tensors[f"o.{i}.{key}"] = value.contiguous()
                     else:  # a plain number or None: too small for the file
                         inst.extra.setdefault(i, {})[key] = value
-        write_safetensors(self._path(inst.owner), tensors)
+        self.backing.write(inst.owner, tensors)
 
     def _reset(self, slot: Slot) -> None:
+        self._copy_global(slot)
+        slot.optimizer = self.make_optimizer(slot.module)
+
+    def _copy_global(self, slot: Slot) -> None:
+        """The global part's weights and buffers into ``slot``'s (host to device on a GPU)."""
         with torch.no_grad():
             for mine, new in zip(
                 slot.module.state_dict().values(),
@@ -305,7 +482,6 @@ class InstanceStore:
                 strict=True,
             ):
                 mine.copy_(new)
-        slot.optimizer = self.make_optimizer(slot.module)
 
     def _settle(self) -> None:
         """Wait for a prefetch in progress: the bookkeeping that follows may touch its slot."""
@@ -313,11 +489,6 @@ class InstanceStore:
             if slot.loading is not None:
                 slot.loading.result()
                 slot.loading = None
-
-    def _path(self, owner: int) -> Path:
-        if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="mpsl-instances-"))
-        return self._dir / f"{owner}.safetensors"
 
 
 _DTYPES = {

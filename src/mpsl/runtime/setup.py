@@ -18,6 +18,7 @@ from mpsl.data import Dataset, load_dataset, partition
 from mpsl.data.base import Labeled
 from mpsl.errors import ConfigError
 from mpsl.models import LayerChain, build_model
+from mpsl.runtime.accelerator import resolve_device
 from mpsl.runtime.aggregator import Aggregator
 from mpsl.runtime.compute_node import ComputeNode
 from mpsl.runtime.config import RunConfig
@@ -124,6 +125,7 @@ class RunSetup:
         cuts = resolve_cuts(config, model.num_layers)
         parts: list[nn.Module] = list(split_model(model, cuts))
         layout = make_layout(config, cuts, assignment)
+        config.check_node_devices(len(layout.nodes))
         return cls(config, model, cuts, parts, layout, shape, classes, dataset)
 
     @property
@@ -155,12 +157,14 @@ def build_role(
     emulated_bytes: Mapping[str, int] | None = None,
     order: Order | None = None,
     share: Labeled | None = None,
+    node_device: str | None = None,
 ) -> Role:
     """The role ``name`` of ``setup`` on ``transport``, with its own copy of its parts.
 
     ``order``: the task order a compute node follows (scheduled queue); ``share``: a data owner's
     samples when the caller has already partitioned them; ``emulated_bytes``: output sizes of
-    the first part ("first") and of each compute node, sent instead of tensors in emulation.
+    the first part ("first") and of each compute node, sent instead of tensors in emulation;
+    ``node_device``: a compute node's device instead of the config's (a member's ``--device``).
     """
     layout, config = setup.layout, setup.config
     sizes = emulated_bytes or {}
@@ -175,6 +179,9 @@ def build_role(
                 field="schedule",
             )
         policy = QueuePolicy.SCHEDULED if order is not None else QueuePolicy(config.queue_policy)
+        spec, field = (
+            (node_device, "--device") if node_device else (config.device_of(i), "node_device")
+        )
         return ComputeNode(
             name=name,
             part=copy.deepcopy(setup.parts[layout.node_parts[i]]),
@@ -189,6 +196,7 @@ def build_role(
             owners=layout.served[i],
             emulated_output_bytes=sizes.get(name, 0),
             memory_budget=config.node_memory_budget,
+            torch_device=resolve_device(spec, field),
         )
     if kind is RoleKind.DATA_OWNER:
         k = owner_index(name)

@@ -19,7 +19,8 @@ def fedavg(
     float32): that differs from a float64 sum by about an ulp per state, and spares a float64 copy
     of every state (4 states of ResNet-18's back half, 10.5 M weights, on 2 cores: 6-8 ms instead
     of 50-250 ms). ``out`` (tensors of the same shapes, aliasing no state) receives the result
-    instead of new tensors: a compute node averages straight into its global part.
+    instead of new tensors: a compute node averages straight into its global part. States on
+    other devices than the first (or ``out``) are copied over one tensor at a time.
     """
     total = float(sum(weights))
     if not states or total <= 0:
@@ -34,10 +35,10 @@ def fedavg(
             else:
                 acc = torch.mul(first.to(acc_dtype), shares[0])
             for state, share in zip(states[1:], shares[1:], strict=True):
-                acc.add_(state[key], alpha=share)
+                acc.add_(state[key].to(acc.device), alpha=share)  # a GPU node's instances
             avg = acc.to(first.dtype)
         else:
-            avg = torch.stack([s[key] for s in states]).max(dim=0).values
+            avg = torch.stack([s[key].to(first.device) for s in states]).max(dim=0).values
         if out is not None and out[key].data_ptr() != avg.data_ptr():
             out[key].copy_(avg)
             avg = out[key]

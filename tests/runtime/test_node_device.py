@@ -1,0 +1,176 @@
+"""Compute nodes on a device of their own (node_device, a member's --device): CPU checks here,
+CUDA checks where a GPU is present (docs/memory.md, "GPUs")."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mpsl.data.synthetic import load_synthetic
+from mpsl.errors import ConfigError, FormatError
+from mpsl.models import build_model
+from mpsl.runtime.config import RunConfig
+from mpsl.runtime.engine import InProcessEngine
+from mpsl.runtime.instances import DiskBacking, HostBacking, InstanceStore
+from mpsl.runtime.setup import RunSetup, optimizer_factory
+
+DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=3)
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine")
+
+
+def _config(**changes: object) -> RunConfig:
+    values: dict[str, object] = dict(
+        dataset="synthetic",
+        input_shape=[1, 8, 8],
+        data_owners=4,
+        cuts=[1, 3, 5],
+        rounds=2,
+        batch_size=8,
+        optimizer="adam",
+        lr=0.01,
+        seed=3,
+    )
+    return RunConfig(**(values | changes))  # type: ignore[arg-type]
+
+
+def _run(cfg: RunConfig) -> InProcessEngine:
+    engine = InProcessEngine(cfg, dataset=DATA, model=build_model("digits_cnn", 10, (1, 8, 8)))
+    engine.result = engine.run()  # type: ignore[attr-defined]
+    return engine
+
+
+def _weights(engine: InProcessEngine) -> dict[str, torch.Tensor]:
+    return engine.result.model.state_dict()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "CPU", ""])
+def test_a_device_that_is_no_device_is_refused_naming_the_field(bad):
+    with pytest.raises(FormatError, match=r"node_device.*expected cpu, cuda or cuda:N"):
+        RunConfig.from_values({"node_device": [bad]})
+
+
+def test_one_device_in_a_config_file_is_a_list_of_one():
+    assert RunConfig.from_values({"node_device": "cuda:1"}).node_device == ["cuda:1"]
+
+
+def test_a_device_per_node_must_cover_every_compute_node():
+    cfg = _config(node_device=["cpu", "cpu", "cpu"])
+    with pytest.raises(ConfigError, match=r"node_device.*3 devices but the run has 2 compute"):
+        RunSetup.build(cfg, dataset=DATA)
+
+
+def test_each_node_gets_its_own_device():
+    cfg = _config(node_device=["cpu", "cuda:1"])
+    assert [cfg.device_of(i) for i in range(2)] == ["cpu", "cuda:1"]
+    assert _config().device_of(1) == "cpu"
+
+
+@pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without CUDA")
+def test_a_gpu_asked_of_a_machine_without_one_is_refused_before_training():
+    with pytest.raises(ConfigError, match=r"node_device.*'cuda'.*no CUDA device"):
+        InProcessEngine(_config(node_device=["cuda"]), dataset=DATA).run()
+
+
+@pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without CUDA")
+def test_a_member_given_a_gpu_on_a_machine_without_one_stops_before_connecting():
+    args = ["compute-node", "--name", "node1", "--coordinator", "tcp://127.0.0.1:9", "--insecure"]
+    cmd = [sys.executable, "-m", "mpsl", *args, "--device", "cuda:0", "--wait", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "--device" in done.stderr and "no CUDA device" in done.stderr
+
+
+def test_cpu_named_trains_what_the_default_trains():
+    a, b = _weights(_run(_config())), _weights(_run(_config(node_device=["cpu"])))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("backing", [DiskBacking, HostBacking])
+def test_an_instance_backed_up_and_read_back_keeps_its_weights_and_optimizer_state(backing):
+    part = torch.nn.Linear(3, 2)
+    store = InstanceStore(part, [0, 1], optimizer_factory(RunConfig(optimizer="adam")), budget=1)
+    store.backing = backing()
+    store.start_round()
+    slot = store.acquire(0, pinned=())
+    slot.module(torch.ones(1, 3)).sum().backward()
+    assert slot.optimizer is not None
+    slot.optimizer.step()
+    store.instances[0].samples = 1
+    before = copy.deepcopy(slot.optimizer.state_dict()["state"])
+    weights = {k: v.clone() for k, v in slot.module.state_dict().items()}
+    store.acquire(1, pinned=())  # takes the only slot: 0 goes to the backing store
+    assert store.instances[0].on_disk and store.instances[0].slot is None
+    (kept,) = store.states([0])
+    assert all(torch.equal(kept[k], weights[k]) for k in weights)
+    back = store.acquire(0, pinned=())
+    assert back.optimizer is not None
+    after = back.optimizer.state_dict()["state"]
+    assert before.keys() == after.keys()
+    for i in before:
+        for k in before[i]:
+            assert (
+                torch.equal(before[i][k], after[i][k]) and before[i][k].device == after[i][k].device
+            )
+    store.close()
+
+
+# --- on a GPU ---
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_gpu_nodes_train_the_model_cpu_nodes_train(optimizer, monkeypatch):
+    # cuDNN's convolutions may use TF32 (10-bit mantissa) by default: Adam's normalised steps
+    # carry that 1e-3 difference into the weights. Full float32 shows the same computation.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    cpu = _run(_config(optimizer=optimizer))
+    gpu = _run(_config(optimizer=optimizer, node_device=["cuda"]))
+    for node in gpu.nodes:
+        assert all(p.is_cuda for s in node.store.slots for p in s.module.parameters())
+        assert not any(p.is_cuda for p in node.global_part.parameters())  # the host's copy
+    a, b = _weights(cpu), _weights(gpu)
+    assert all(not b[k].is_cuda for k in b)  # the run's model stays on the host
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4), k
+
+
+@needs_cuda
+def test_a_gpu_node_swapping_on_every_task_trains_the_same_model():
+    free = _run(_config(node_device=["cuda"]))
+    tight = _run(_config(node_device=["cuda"], node_memory_budget=1))
+    for node in tight.nodes:
+        assert isinstance(node.store.backing, HostBacking)
+        assert len(node.store.slots) == 1 and node.store.writes > 0
+    a, b = _weights(free), _weights(tight)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+
+
+@needs_cuda
+def test_a_gpu_node_prefetches_on_its_copy_stream_and_trains_the_same_model():
+    free = _run(_config(node_device=["cuda"], data_owners=6))
+    node = free.nodes[0]
+    # Room for three instances of six: swaps, most of them prefetched on the copy stream.
+    budget = node.store.backward_bytes + 3 * (node.store.instance_bytes + node.store.batch_bytes)
+    tight = _run(_config(node_device=["cuda"], data_owners=6, node_memory_budget=budget))
+    store = tight.nodes[0].store
+    assert store.swaps_in > 0 and store.prefetched > 0
+    assert tight.nodes[0].peak_memory_bytes <= budget
+    a, b = _weights(free), _weights(tight)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+
+
+@needs_cuda
+def test_one_gpu_node_and_one_cpu_node_as_processes(tmp_path):
+    cmd = [sys.executable, "-m", "mpsl", "run", "--engine", "processes", "--dataset", "digits"]
+    cmd += ["--rounds", "1", "--data-owners", "3", "--batches-per-epoch", "3", "--local-epochs"]
+    cmd += ["1", "--node-device", "cuda,cpu", "--out", str(tmp_path / "run"), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
