@@ -13,6 +13,17 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
+def busy_s() -> float | None:
+    """CPU seconds the whole machine has spent so far (Linux), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     return {

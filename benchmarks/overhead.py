@@ -48,14 +48,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
 import sys
 import time
 
 import torch
 
-from _common import machine, write
+from _common import busy_s, machine, write
 from mpsl.data import load_dataset
 from mpsl.data.synthetic import load_synthetic
 from mpsl.emulate.calibrate import local_cluster
@@ -136,26 +135,15 @@ def mpsl(cfg: RunConfig, dataset, model, scheduling: str) -> tuple[float, int]:
     return result.rounds[0].seconds, result.rounds[0].samples
 
 
-def _busy_s() -> float | None:
-    """CPU seconds the whole machine has spent so far (Linux), or None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_quiet(limit_s: float = 30.0, window_s: float = 0.5) -> None:
     """Wait until other processes use under a tenth of a core, for at most ``limit_s``."""
-    if _busy_s() is None:
+    if busy_s() is None:
         return
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        before, own = _busy_s() or 0.0, time.process_time()
+        before, own = busy_s() or 0.0, time.process_time()
         time.sleep(window_s)
-        others = (_busy_s() or 0.0) - before - (time.process_time() - own)
+        others = (busy_s() or 0.0) - before - (time.process_time() - own)
         if others < 0.1 * window_s:
             return
 

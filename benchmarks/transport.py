@@ -18,15 +18,18 @@ header, the best a Python process gets from one TCP connection. ratio = transpor
 rtt_1kb_us: median round trip of a Message with a 1 KiB tensor (send, the receiver echoes it back
 with the same tensor, recv), the same for plain TCP under plain_tcp.rtt_1kb_us.
 
-Every run measures three links, each its own pair of processes (spawned, so no GIL and no ZeroMQ
-context is shared): plain TCP, ZmqTransport without encryption, ZmqTransport with CURVE. They take
-turns within each repeat (so a noisy neighbour hits all three alike); every figure is the median
-over repeats, with the spread (min, max) and each run alongside. The top-level transport_gbps,
-ratio and rtt_1kb_us are for the link without encryption, or with CURVE given --secure (the
-"encryption" key says which); both are always under "modes". Processes that run ZmqTransport
-import mpsl.deploy.transport, which tunes glibc's malloc to keep large buffers
-(mpsl.training.allocator.keep_freed_memory); rx_page_faults_per_message shows whether the
-receiver's buffers are reused
+Every run measures four links, each its own pair of processes (spawned, so no GIL and no ZeroMQ
+context is shared): plain TCP; ZmqTransport without encryption ("none"); ZmqTransport with CURVE
+keys as deployments run it ("sealed": CURVE authenticates the peers and carries the session key,
+every message goes sealed with AES-256-GCM over the second connection, deploy/seal.py); and
+ZmqTransport with CURVE encrypting every message ("curve": the route given no sealed address, as
+before the sealed path). They take turns within each repeat (so a noisy neighbour hits all alike);
+every figure is the median over repeats, with the spread (min, max) and each run alongside. The
+top-level transport_gbps, ratio and rtt_1kb_us are for the link without encryption, or the sealed
+one given --secure (the "encryption" key says which); every mode is always under "modes".
+Processes that run ZmqTransport import mpsl.deploy.transport, which tunes glibc's malloc to keep
+large buffers (mpsl.training.allocator.keep_freed_memory); rx_page_faults_per_message shows
+whether the receiver's buffers are reused
 (a 32 MiB buffer in fresh pages costs 8192 minor faults with 4 KiB pages).
 """
 
@@ -57,7 +60,7 @@ TIMEOUT_S = 120.0
 WARMUP_MESSAGES = 4
 PINGS = 200
 PING_WARMUP = 20
-MODES = ("tcp", "none", "curve")  # plain TCP; ZmqTransport in the clear; ZmqTransport with CURVE
+MODES = ("tcp", "none", "sealed", "curve")  # plain TCP, then ZmqTransport: clear, sealed, CURVE
 
 # Plain TCP framing: message type (one byte) and payload length.
 HEADER = struct.Struct("<BQ")
@@ -106,18 +109,18 @@ def _credentials(keys: str | None, name: str):
     return load_credentials(keys, name)
 
 
-def _connect(ctl: Connection, transport, peer: str) -> None:
-    """Tell the parent our address and key, get the peer's, add the route."""
-    ctl.send((transport.address, transport.public_key))
-    address, key = ctl.recv()
-    transport.add_route(peer, address, key)
+def _connect(ctl: Connection, transport, peer: str, sealed: bool) -> None:
+    """Tell the parent our addresses and key, get the peer's, add the route."""
+    ctl.send((transport.address, transport.public_key, transport.sealed_address))
+    address, key, sealed_address = ctl.recv()
+    transport.add_route(peer, address, key, sealed=sealed_address if sealed else None)
 
 
-def zmq_sender(ctl: Connection, keys: str | None) -> None:
+def zmq_sender(ctl: Connection, keys: str | None, sealed: bool) -> None:
     from mpsl.deploy.transport import ZmqTransport
 
     tx = ZmqTransport("tx", credentials=_credentials(keys, "tx"))
-    _connect(ctl, tx, "rx")
+    _connect(ctl, tx, "rx", sealed)
     bulk = Message(Kind.ACTIVATION, "tx", owner=0, batch=0, round=0, tensor=payload())
     last = replace(bulk, text="last")
     ping = Message(Kind.ACTIVATION, "tx", owner=0, tensor=torch.ones(PING_BYTES // 4), text="ping")
@@ -147,11 +150,11 @@ def zmq_sender(ctl: Connection, keys: str | None) -> None:
             return
 
 
-def zmq_receiver(ctl: Connection, keys: str | None) -> None:
+def zmq_receiver(ctl: Connection, keys: str | None, sealed: bool) -> None:
     from mpsl.deploy.transport import ZmqTransport
 
     rx = ZmqTransport("rx", credentials=_credentials(keys, "rx"))
-    _connect(ctl, rx, "tx")
+    _connect(ctl, rx, "tx", sealed)
     faults = Faults()
     while True:
         msg = rx.recv("rx", timeout=TIMEOUT_S)
@@ -195,7 +198,7 @@ def _recv_header(sock: socket.socket, head: memoryview) -> tuple[int, int]:
     return HEADER.unpack(head)
 
 
-def tcp_sender(ctl: Connection, keys: str | None) -> None:
+def tcp_sender(ctl: Connection, keys: str | None, sealed: bool) -> None:
     ctl.send(None)
     port = ctl.recv()
     sock = socket.create_connection(("127.0.0.1", port))
@@ -230,7 +233,7 @@ def tcp_sender(ctl: Connection, keys: str | None) -> None:
             return
 
 
-def tcp_receiver(ctl: Connection, keys: str | None) -> None:
+def tcp_receiver(ctl: Connection, keys: str | None, sealed: bool) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     ctl.send(server.getsockname()[1])
     ctl.recv()
@@ -259,6 +262,7 @@ def tcp_receiver(ctl: Connection, keys: str | None) -> None:
 ENDS = {
     "tcp": (tcp_sender, tcp_receiver),
     "none": (zmq_sender, zmq_receiver),
+    "sealed": (zmq_sender, zmq_receiver),
     "curve": (zmq_sender, zmq_receiver),
 }
 
@@ -272,12 +276,13 @@ class Link:
     def __init__(self, mode: str, keys: str) -> None:
         ctx = get_context("spawn")
         sender, receiver = ENDS[mode]
-        key_dir = keys if mode == "curve" else None
+        key_dir = keys if mode in ("sealed", "curve") else None
+        sealed = mode == "sealed"
         self.ctl, s_child = ctx.Pipe()
         r_ctl, r_child = ctx.Pipe()
         self.procs = [
-            ctx.Process(target=receiver, args=(r_child, key_dir), daemon=True),
-            ctx.Process(target=sender, args=(s_child, key_dir), daemon=True),
+            ctx.Process(target=receiver, args=(r_child, key_dir, sealed), daemon=True),
+            ctx.Process(target=sender, args=(s_child, key_dir, sealed), daemon=True),
         ]
         for p in self.procs:
             p.start()
@@ -341,7 +346,7 @@ def measure(repeats: int, messages: int) -> dict[str, dict[str, list[float]]]:
 def report(runs: dict[str, dict[str, list[float]]], headline: str, args) -> dict[str, Any]:
     tcp = statistics.median(runs["tcp"]["gbps"])
     modes = {}
-    for mode in ("none", "curve"):
+    for mode in MODES[1:]:
         gbps = runs[mode]["gbps"]
         modes[mode] = {
             "transport_gbps": statistics.median(gbps),
@@ -385,13 +390,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--messages", type=int, default=16, help="32 MiB messages per run")
     parser.add_argument(
-        "--secure", action="store_true", help="top-level figures for CURVE (both always measured)"
+        "--secure",
+        action="store_true",
+        help="top-level figures for the sealed path (every mode always measured)",
     )
     args = parser.parse_args()
     if args.repeats < 1 or args.messages < 1:
         parser.error("--repeats and --messages must be at least 1")
     runs = measure(args.repeats, args.messages)
-    data = report(runs, "curve" if args.secure else "none", args)
+    data = report(runs, "sealed" if args.secure else "none", args)
     if not args.json:
         tcp = data["plain_tcp"]
         print(
@@ -401,7 +408,12 @@ def main() -> None:
             f"rx faults/msg {tcp['rx_page_faults_per_message']:5.0f}",
             file=sys.stderr,
         )
-        for mode, label in (("none", "ZmqTransport"), ("curve", "ZmqTransport+CURVE")):
+        labels = {
+            "none": "ZmqTransport",
+            "sealed": "ZmqTransport sealed",
+            "curve": "ZmqTransport+CURVE",
+        }
+        for mode, label in labels.items():
             m = data["modes"][mode]
             print(
                 f"{label:21s} {m['transport_gbps']:6.2f} GB/s "

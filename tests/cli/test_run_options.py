@@ -25,7 +25,7 @@ RUNTIME = {
     "alpha", "cuts", "compute_nodes", "nodes", "rounds", "local_epochs", "batches_per_epoch",
     "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed", "queue_policy",
     "min_data_owners", "node_memory_budget", "node_device", "activation_clip", "activation_noise",
-    "gradient_clip", "gradient_noise", "nopeek", "label_defence",
+    "gradient_clip", "gradient_noise", "nopeek", "label_defence", "threads",
 }  # fmt: skip
 JOB = {"out", "plan", "profile", "cluster", "first_cut", "last_cut", "objective", "schedule"}
 

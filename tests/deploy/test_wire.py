@@ -78,13 +78,17 @@ def test_control_messages_roundtrip_typed():
         config=config,
         num_classes=10,
         input_shape=[1, 8, 8],
-        routes={"vm2": Route(address="tcp://10.0.0.2:5000", public_key="k" * 40)},
+        routes={
+            "vm2": Route(
+                address="tcp://10.0.0.2:5000", public_key="k" * 40, sealed="tcp://10.0.0.2:5001"
+            )
+        },
         t0_wall=1.5,
         heartbeat_s=1.0,
         timeout_s=30.0,
     )
     sent = [
-        registration("owner1", "tcp://127.0.0.1:4000", RoleKind.DATA_OWNER),
+        registration("owner1", "tcp://127.0.0.1:4000", RoleKind.DATA_OWNER, "tcp://127.0.0.1:4001"),
         Control(ControlKind.ASSIGN, "coordinator", assignment),
         Control(
             ControlKind.METRICS,

@@ -29,7 +29,12 @@ Listen = Annotated[
 Advertise = Annotated[
     str | None, typer.Option(help="Host name or IP that peers use to reach this process.")
 ]
-Threads = Annotated[int | None, typer.Option(help="torch threads of this process.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="torch threads of this process (default: the run config's threads, else all cores)."
+    ),
+]
 Wait = Annotated[
     float,
     typer.Option(

@@ -47,17 +47,19 @@ class _Body(BaseModel):
 
 
 class Registration(_Body):
-    """A member's address (and the role it was started as, when it says)."""
+    """A member's address, its sealed address (with CURVE keys), the role it was started as."""
 
     address: str = Field(pattern=r"^tcp://", max_length=256)
     role: RoleKind | None = None
+    sealed: str | None = Field(default=None, pattern=r"^tcp://", max_length=256)
 
 
 class Route(_Body):
-    """How to reach one member: its address and its CURVE public key."""
+    """How to reach one member: its address, CURVE public key and sealed address (seal.py)."""
 
     address: str = Field(pattern=r"^tcp://", max_length=256)
     public_key: str | None = Field(default=None, max_length=64)
+    sealed: str | None = Field(default=None, pattern=r"^tcp://", max_length=256)
 
 
 class Assignment(_Body):
@@ -151,9 +153,12 @@ class Control:
         return 0
 
 
-def registration(sender: str, address: str, role: RoleKind | None = None) -> Control:
+def registration(
+    sender: str, address: str, role: RoleKind | None = None, sealed: str | None = None
+) -> Control:
     """A member's registration."""
-    return Control(ControlKind.REGISTER, sender, Registration(address=address, role=role))
+    body = Registration(address=address, role=role, sealed=sealed)
+    return Control(ControlKind.REGISTER, sender, body)
 
 
 def ready(sender: str) -> Control:

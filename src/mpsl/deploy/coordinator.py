@@ -189,20 +189,21 @@ class DeploymentCoordinator:
                 continue
             if msg.sender in self.routes:
                 log.warning("%s registered again, now at %s", msg.sender, msg.body.address)
-            self._route(msg.sender, msg.body.address)
+            self._route(msg.sender, msg.body)
             # The member hears that it is registered (and waits for the others, not for us).
             self.transport.send(msg.sender, heartbeat(COORDINATOR))
             if on_member:
                 on_member(msg.sender, msg.body.address, len(self.routes), len(self.members))
 
-    def _route(self, member: str, address: str, fresh: bool = False) -> Route:
-        """Reach ``member`` at ``address`` from now on (with its key, from the keys directory);
-        ``fresh``: on a new connection even at the same address (what was queued for an earlier
-        process there must not reach this one)."""
+    def _route(self, member: str, where: Registration, fresh: bool = False) -> Route:
+        """Reach ``member`` where it registered from now on (with its key, from the keys
+        directory); ``fresh``: on a new connection even at the same address (what was queued
+        for an earlier process there must not reach this one)."""
         creds = self.transport.credentials
         key = creds.public_key_of(member) if creds else None
-        self.transport.add_route(member, address, key, fresh=fresh)
-        self.routes[member] = Route(address=address, public_key=key)
+        sealed = where.sealed if creds else None
+        self.transport.add_route(member, where.address, key, fresh=fresh, sealed=sealed)
+        self.routes[member] = Route(address=where.address, public_key=key, sealed=sealed)
         return self.routes[member]
 
     def _assign(self, t0_wall: float) -> None:
@@ -263,7 +264,7 @@ class DeploymentCoordinator:
                     "every data owner's round; the checkpoints are kept: continue with mpsl "
                     "coordinator --resume OUT, every member started afresh"
                 )
-            self._rejoin(member, packet.body.address)
+            self._rejoin(member, packet.body)
         elif packet.kind is ControlKind.RECORDS:
             assert isinstance(packet.body, Records)
             for rec in packet.body.records:
@@ -277,7 +278,7 @@ class DeploymentCoordinator:
         else:
             log.warning("ignored %s from %s during the run", packet.kind.value, member)
 
-    def _rejoin(self, member: str, address: str) -> None:
+    def _rejoin(self, member: str, where: Registration) -> None:
         """Data owner ``member`` registered again: its earlier self has left; assign it anew."""
         assert self._coordinator is not None and self._assignment is not None
         k = owner_index(member)
@@ -285,7 +286,7 @@ class DeploymentCoordinator:
             self.transport.inject(
                 Message(Kind.LEFT, member, text=f"{member} registered again: it had left")
             )
-        route = self._route(member, address, fresh=True)
+        route = self._route(member, where, fresh=True)
         self._assignment = self._assignment.model_copy(update={"routes": dict(self.routes)})
         self.transport.send(member, Control(ControlKind.ASSIGN, COORDINATOR, self._assignment))
         moved = Control(ControlKind.ROUTE, COORDINATOR, Routes(routes={member: route}))
@@ -293,7 +294,7 @@ class DeploymentCoordinator:
             if other != member:
                 self.transport.send(other, moved)
         self._rejoining.add(member)
-        log.warning("%s registered again at %s", member, address)
+        log.warning("%s registered again at %s", member, where.address)
 
     def _collect(
         self, events: EventLog, present: list[str]

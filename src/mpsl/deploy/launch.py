@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from mpsl.deploy.coordinator import DeploymentCoordinator, OnMember
 from mpsl.deploy.keys import create_keys, load_credentials
+from mpsl.deploy.threads import member_threads
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.runtime.coordinator import Progress, RoundResult
 from mpsl.runtime.engine import RunResult
@@ -42,17 +43,21 @@ def run_processes(
     on_round: Callable[[RoundResult], None] | None = None,
     on_member: OnMember | None = None,
     secure: bool = True,
-    threads: int | None = 1,
+    threads: int | None = None,
     start_round: int = 0,
     member_args: Mapping[str, Sequence[str]] | None = None,
 ) -> RunResult:
     """Train ``coordinator``'s run with every member a separate process of this machine.
 
+    ``threads``: torch threads of every member (default: ``threads.member_threads``, the run
+    config's ``threads`` or the policy for members that share this machine's cores).
     ``start_round``: the first round to train (a resumed run; the coordinator's model holds the
     weights after the rounds before it). ``member_args``: more options of a member's command, by
     member name (a privacy audit's ``--observe``).
     """
     config = coordinator.config
+    threads = threads or member_threads(config, len(coordinator.layout.nodes))
+    log.info("every member computes with %d torch threads", threads)
     with tempfile.TemporaryDirectory(prefix="mpsl-keys-") as keys:
         credentials = None
         if secure:
@@ -67,14 +72,9 @@ def run_processes(
         completed = False
         try:
             for member in coordinator.members:
-                role = coordinator.layout.role_of(member)
-                cmd = [sys.executable, "-m", "mpsl", role.value, "--name", member]
-                cmd += ["--coordinator", transport.address, "--listen", "tcp://127.0.0.1:*"]
-                cmd += ["--keys", keys] if secure else ["--insecure"]
-                cmd += ["--threads", str(threads)] if threads else []
-                cmd += ["--wait", str(coordinator.wait_s)]
-                if config.data_path and role is RoleKind.DATA_OWNER:
-                    cmd += ["--data-path", config.data_path]
+                cmd = member_command(
+                    coordinator, member, transport.address, keys if secure else None, threads
+                )
                 cmd += (member_args or {}).get(member, [])
                 with deferred():  # a child started is a child noted, whatever signal comes
                     children[member] = subprocess.Popen(cmd)
@@ -89,6 +89,25 @@ def run_processes(
                     watch.join()
                 _stop(children, grace_s=coordinator.timeout_s if completed else ABORT_GRACE_S)
                 transport.close(linger_s=0)  # every member is gone: nothing left to deliver
+
+
+def member_command(
+    coordinator: DeploymentCoordinator,
+    member: str,
+    address: str,
+    keys: str | None,
+    threads: int,
+) -> list[str]:
+    """The command line that starts ``member`` on this machine (``keys`` None: --insecure)."""
+    role = coordinator.layout.role_of(member)
+    cmd = [sys.executable, "-m", "mpsl", role.value, "--name", member]
+    cmd += ["--coordinator", address, "--listen", "tcp://127.0.0.1:*"]
+    cmd += ["--keys", keys] if keys else ["--insecure"]
+    cmd += ["--threads", str(threads), "--wait", str(coordinator.wait_s)]
+    data_path = coordinator.config.data_path
+    if data_path and role is RoleKind.DATA_OWNER:
+        cmd += ["--data-path", data_path]
+    return cmd
 
 
 def _watch(

@@ -129,7 +129,9 @@ class _StopNoted:
         assert isinstance(packet.body, Routes)
         for member, route in packet.body.routes.items():
             log.info("%s is now at %s", member, route.address)
-            self.transport.add_route(member, route.address, route.public_key, fresh=True)
+            self.transport.add_route(
+                member, route.address, route.public_key, fresh=True, sealed=route.sealed
+            )
 
     def close(self) -> None:
         """The member closes the transport itself."""
@@ -159,13 +161,14 @@ class Role:
         Raises unless the run completed: the coordinator aborted it, went silent or cannot be
         reached, or this member failed or was interrupted (then the coordinator is told).
         """
-        if self.options.threads:
-            torch.set_num_threads(self.options.threads)
         name = self.options.name
         linger_s = LEAVE_LINGER_S  # what is still queued to peers of a failed run may go
         try:
             self.transport.send(
-                COORDINATOR, registration(name, self.transport.address, self.options.role)
+                COORDINATOR,
+                registration(
+                    name, self.transport.address, self.options.role, self.transport.sealed_address
+                ),
             )
             assign = self._assignment()
             self._t0_wall = assign.t0_wall
@@ -218,7 +221,7 @@ class Role:
             raise RuntimeFailure(f"expected an assignment, got {msg.kind.value}")
         assert isinstance(msg.body, Assignment)
         for member, route in msg.body.routes.items():
-            self.transport.add_route(member, route.address, route.public_key)
+            self.transport.add_route(member, route.address, route.public_key, sealed=route.sealed)
         return msg.body
 
     def _await_coordinator(self) -> Control | Message:
@@ -291,6 +294,9 @@ class Role:
         config = assign.config
         if self.options.data_path:
             config = config.model_copy(update={"data_path": self.options.data_path})
+        if threads := self.options.threads or config.threads:
+            # before the role's thread starts: torch's setting is the default of later threads
+            torch.set_num_threads(threads)
         setup = RunSetup.build(
             config, input_shape=assign.input_shape, num_classes=assign.num_classes
         )

@@ -9,6 +9,11 @@ Identity: with CURVE, libzmq authenticates every connection (ZAP) against the au
 keys, and tags each message with the sender's key. A message whose ``sender`` field does not match
 the member its key belongs to is refused, so a data owner cannot speak for another one.
 
+Sealed path (deploy/seal.py): with credentials, a process also binds a second ROUTER without
+CURVE (its ``sealed_address``, given to peers with its route). To a peer whose route names one,
+every message goes there sealed with AES-256-GCM, under a session key sent once over the CURVE
+connection; CURVE still authenticates every peer, and the key ties each sealed message to one.
+
 A refused handshake is silent on the connecting side: ZeroMQ keeps the message and retries. A
 route opened with ``monitor=True`` watches its DEALER's socket events instead (``handshake``), so
 a member waiting for the coordinator can tell "nothing listens there" from "our key was refused".
@@ -31,6 +36,7 @@ from zmq.utils.monitor import recv_monitor_message
 from mpsl.deploy.control import Control, ControlKind
 from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import Credentials
+from mpsl.deploy.seal import KEY_MAGIC, Sealer, SealError, Sessions
 from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, Packet, WireError, decode, encode
 from mpsl.errors import ProtocolError, TransportTimeout
 from mpsl.runtime.messages import Kind, Message
@@ -92,8 +98,10 @@ class ZmqTransport:
         self._inbox: queue.Queue[Packet] = queue.Queue()
         self._ctx = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
-        self._routes: dict[str, tuple[str, str | None]] = {}
+        self._routes: dict[str, tuple[str, str | None, str | None]] = {}
         self._dealers: dict[str, tuple[zmq.Socket, threading.Lock]] = {}
+        self._sealed: dict[str, tuple[zmq.Socket, Sealer]] = {}  # by peer: socket, session
+        self._sessions = Sessions()
         self._monitored: set[str] = set()
         self._monitors: dict[str, tuple[zmq.Socket, Handshake]] = {}
         self._lock = threading.Lock()
@@ -115,10 +123,25 @@ class ZmqTransport:
             self._router.bind(bind)
         except zmq.ZMQError as exc:
             raise ProtocolError(f"cannot listen on {bind}: {exc}") from None
-        endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
-        if advertise:
-            endpoint = f"tcp://{advertise}:{endpoint.rsplit(':', 1)[1]}"
-        self.address = endpoint
+        self.address = _advertised(self._router, advertise)
+        self._sealed_router: zmq.Socket | None = None
+        self.sealed_address: str | None = None
+        if credentials is not None:
+            # No CURVE here: every message on it is sealed (deploy/seal.py) and opened only with
+            # a key that came over the CURVE router.
+            self._sealed_router = self._ctx.socket(zmq.ROUTER)
+            self._sealed_router.setsockopt(zmq.RCVHWM, 0)
+            self._sealed_router.setsockopt(zmq.LINGER, 0)
+            self._sealed_router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes + 64 * 1024)
+            sealed_bind = _sealed_bind(bind)
+            try:
+                self._sealed_router.bind(sealed_bind)
+            except zmq.ZMQError as exc:
+                raise ProtocolError(
+                    f"cannot listen on {sealed_bind} for sealed messages (the port after "
+                    f"{bind}'s; docs/deploy.md, Security model): {exc}"
+                ) from None
+            self.sealed_address = _advertised(self._sealed_router, advertise)
         self._receiver = threading.Thread(target=self._receive, name=f"{name}-rx", daemon=True)
         self._receiver.start()
 
@@ -139,20 +162,23 @@ class ZmqTransport:
         public_key: str | None = None,
         monitor: bool = False,
         fresh: bool = False,
+        sealed: str | None = None,
     ) -> None:
         """Messages for ``endpoint`` go to ``address`` (whose CURVE server key is given).
 
+        ``sealed``: the peer's sealed address; with credentials, messages then go there sealed.
         ``monitor``: watch the connection's handshakes (``handshake``); give it before the first
         message to ``endpoint``. ``fresh``: a new connection even to the same address (a process
         restarted there must not get what was queued for the one before).
         """
         if self.secure and not public_key:
             raise ProtocolError(f"no public key for {endpoint} at {address}")
+        route = (address, public_key, sealed if self.secure else None)
         with self._lock:
-            moved = self._routes.get(endpoint, (address, public_key)) != (address, public_key)
+            moved = self._routes.get(endpoint, route) != route
             if moved or fresh:
                 self._forget(endpoint)  # a member registered again: its old socket is dead
-            self._routes[endpoint] = (address, public_key)
+            self._routes[endpoint] = route
             if monitor:
                 self._monitored.add(endpoint)
 
@@ -174,7 +200,11 @@ class ZmqTransport:
         if self.gate is not None:  # before sending: the answer may come back at once
             self.gate.sent(dest, msg)
         with lock:
-            socket.send_multipart(frames, copy=False)
+            if dest in self._sealed:  # sealed in sending order: the receiver checks the counter
+                socket, sealer = self._sealed[dest]
+                socket.send_multipart(sealer.seal(frames), copy=False)
+            else:
+                socket.send_multipart(frames, copy=False)
         self.bytes_sent[(msg.sender, dest)] += msg.nbytes
 
     def recv(self, endpoint: str, timeout: float | None = None) -> Message:
@@ -224,7 +254,12 @@ class ZmqTransport:
                 with lock:
                     socket.close(linger=int(linger_s * 1000))
             self._dealers.clear()
+            for socket, _ in self._sealed.values():
+                socket.close(linger=int(linger_s * 1000))
+            self._sealed.clear()
         self._router.close(linger=0)
+        if self._sealed_router is not None:
+            self._sealed_router.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
         self._ctx.term()
@@ -236,6 +271,8 @@ class ZmqTransport:
             socket, lock = self._dealers.pop(dest)
             with lock:
                 socket.close(linger=0)
+                if dest in self._sealed:
+                    self._sealed.pop(dest)[0].close(linger=0)
 
     def _unmonitor(self, dest: str) -> None:
         """Stop watching the socket to ``dest`` (under ``_lock``)."""
@@ -254,7 +291,7 @@ class ZmqTransport:
                 raise ProtocolError(f"{self.name}: the transport is closed")
             if dest not in self._routes:
                 raise ProtocolError(f"{self.name} has no route to '{dest}'")
-            address, server_key = self._routes[dest]
+            address, server_key, sealed = self._routes[dest]
             socket = self._ctx.socket(zmq.DEALER)
             socket.setsockopt(zmq.SNDHWM, 0)  # the transport never blocks a role
             if self.credentials is not None and server_key:
@@ -264,22 +301,65 @@ class ZmqTransport:
             if dest in self._monitored:
                 self._monitors[dest] = (socket.get_monitor_socket(MONITORED), Handshake())
             socket.connect(address)
+            if sealed is not None:
+                self._sealed[dest] = (self._seal_to(sealed), Sealer())
+                # queued before any sealed message: the receiver files the key under our CURVE key
+                socket.send_multipart(self._sealed[dest][1].key_frames())
             self._dealers[dest] = (socket, threading.Lock())
             return self._dealers[dest]
+
+    def _seal_to(self, address: str) -> zmq.Socket:
+        """A socket to a peer's sealed address (no CURVE: what goes there is sealed)."""
+        socket = self._ctx.socket(zmq.DEALER)
+        socket.setsockopt(zmq.SNDHWM, 0)
+        socket.connect(address)
+        return socket
 
     def _receive(self) -> None:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
+        if self._sealed_router is not None:
+            poller.register(self._sealed_router, zmq.POLLIN)
         while not self._closed.is_set():
-            if not poller.poll(POLL_MS):
-                continue
-            frames = self._router.recv_multipart(copy=False)
-            self._accept(frames[1:])
+            for socket, _ in poller.poll(POLL_MS):
+                frames = socket.recv_multipart(copy=False)[1:]
+                if socket is self._sealed_router:
+                    self._open([f.buffer for f in frames])
+                elif frames and frames[0].bytes == KEY_MAGIC:
+                    self._file_key(frames)
+                else:
+                    self._accept(self._peer(frames[0]) if frames else None, frames)
 
-    def _accept(self, frames: list[zmq.Frame]) -> None:
-        peer = self._peer(frames[0]) if frames else None
+    def _file_key(self, frames: list[zmq.Frame]) -> None:
+        """A peer's session key, over CURVE: its sealed messages can be opened now."""
+        peer = self._peer(frames[0])
+        if peer is None:
+            self._reject("a session key without CURVE authentication")
+            return
         try:
-            msg = decode([f.buffer for f in frames], self.max_message_bytes)
+            waited = self._sessions.add(peer, [f.bytes for f in frames])
+        except SealError as exc:
+            self._reject(str(exc))
+            return
+        for sender, clear in waited:
+            self._accept(sender, clear)
+
+    def _open(self, sealed: list[memoryview]) -> None:
+        """A message from the sealed router: opened, then accepted as from its session's peer."""
+        try:
+            peer, clear = self._sessions.open(sealed)
+        except KeyError:
+            self._sessions.keep(sealed)  # its key is on the way over CURVE
+            return
+        except SealError as exc:
+            self._reject(str(exc))
+            return
+        self._accept(peer, clear)
+
+    def _accept(self, peer: str | None, frames: list[zmq.Frame] | list[memoryview]) -> None:
+        try:
+            buffers = [f.buffer if isinstance(f, zmq.Frame) else f for f in frames]
+            msg = decode(buffers, self.max_message_bytes)
         except WireError as exc:
             self._reject(f"malformed message from {peer or 'an unauthenticated peer'}: {exc}")
             return
@@ -329,6 +409,26 @@ class ZmqTransport:
     def _reject(self, reason: str) -> None:
         log.warning("%s: %s", self.name, reason)
         self.rejected.append(reason)
+
+
+def _advertised(socket: zmq.Socket, advertise: str | None) -> str:
+    """The address peers reach ``socket`` at: where it listens, under ``advertise`` if given."""
+    endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+    if advertise:
+        endpoint = f"tcp://{advertise}:{endpoint.rsplit(':', 1)[1]}"
+    return endpoint
+
+
+def _sealed_bind(bind: str) -> str:
+    """Where the sealed router listens: ``bind``'s host; the next port after a fixed one."""
+    host, port = bind.rsplit(":", 1)
+    if port == "*":
+        return bind
+    if int(port) >= 65535:
+        raise ProtocolError(
+            f"{bind}: the sealed path listens on the next port; use one below 65535"
+        )
+    return f"{host}:{int(port) + 1}"
 
 
 def _seen(state: Handshake, event: int) -> Handshake:

@@ -158,6 +158,14 @@ class RunConfig(BaseModel):
         "or one per compute node in order (e.g. cuda:0,cuda:1); data owners stay on the CPU "
         "(docs/memory.md, GPUs). Default: cpu.",
     )
+    threads: Annotated[int | None, NOT_BOOLEAN] = Field(
+        default=None,
+        ge=1,
+        description="Torch threads of each role: of every member process (engine processes; "
+        "members of mpsl coordinator started without --threads), of each role thread (engine "
+        "threads), of the one thread of engine cooperative. Default: chosen from the cores "
+        "and the data owners (docs/deploy.md, Threads).",
+    )
     # Defences a data owner applies to what it sends (docs/privacy.md); all off by default.
     activation_clip: Annotated[float | None, NOT_BOOLEAN] = Field(
         default=None,

@@ -148,7 +148,8 @@ class InProcessEngine:
         if observer is not None:
             self.transport = Observed(self.transport, observer)
         self.events = EventLog()
-        self.threads_per_role = threads_per_role  # torch threads of each role (None: share_cores)
+        # torch threads of each role (None: share_cores)
+        self.threads_per_role = threads_per_role or config.threads
         layout = self.setup.layout
         shares = self.setup.owner_shares()
 
@@ -229,7 +230,7 @@ class InProcessEngine:
         for role in roles:
             scheduler.spawn(role.serve)
         try:
-            return self._rounds(torch.get_num_threads(), progress, on_round)
+            return self._rounds(self.config.threads or torch.get_num_threads(), progress, on_round)
         finally:
             self.coordinator.stop([r.name for r in roles])
             if hung := scheduler.finish():
