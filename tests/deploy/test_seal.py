@@ -7,8 +7,7 @@ import pytest
 import torch
 import zmq
 
-from mpsl.deploy.gate import Gate
-from mpsl.deploy.keys import create_keys, load_credentials
+from mpsl.deploy.keys import load_credentials
 from mpsl.deploy.seal import HEAD, MAX_PENDING, SEAL_MAGIC, Sealer, SealError, Sessions
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.errors import TransportTimeout
@@ -92,27 +91,6 @@ def test_a_key_is_filed_once():
     sessions.add("owner1", sealer.key_frames())
     with pytest.raises(SealError, match="again"):
         sessions.add("owner2", sealer.key_frames())
-
-
-class AcceptAll(Gate):
-    def traffic(self, msg):
-        return None
-
-
-@pytest.fixture
-def keys(tmp_path):
-    create_keys(tmp_path / "keys", ["node1", "owner1", "owner2"])
-    create_keys(tmp_path / "stranger", ["owner1"])  # a key pair nobody authorized
-    return tmp_path
-
-
-@pytest.fixture
-def server(keys):
-    t = ZmqTransport(
-        "node1", credentials=load_credentials(keys / "keys", "node1"), gate=AcceptAll()
-    )
-    yield t
-    t.close()
 
 
 def client(keys, directory, name, server):

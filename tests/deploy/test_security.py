@@ -5,33 +5,11 @@ import logging
 import pytest
 import zmq
 
-from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.deploy.wire import encode
 from mpsl.errors import ConfigError, TransportTimeout
 from mpsl.runtime.messages import Kind, Message
-
-
-class AcceptAll(Gate):
-    def traffic(self, msg):
-        return None
-
-
-@pytest.fixture
-def keys(tmp_path):
-    create_keys(tmp_path / "keys", ["coordinator", "node1", "owner1", "owner2"])
-    create_keys(tmp_path / "stranger", ["owner1"])  # a key pair nobody authorized
-    return tmp_path
-
-
-@pytest.fixture
-def server(keys):
-    t = ZmqTransport(
-        "node1", credentials=load_credentials(keys / "keys", "node1"), gate=AcceptAll()
-    )
-    yield t
-    t.close()
 
 
 def client(keys, directory, name, server):

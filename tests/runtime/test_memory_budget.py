@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 
 import pytest
@@ -66,31 +65,6 @@ def test_a_budget_between_keeps_what_fits_and_the_peak_under_it():
     assert 2 <= len(tight.store.slots) < 4
     assert tight.peak_memory_bytes <= budget
     assert tight.peak_memory_bytes < node.peak_memory_bytes
-
-
-def test_an_instance_written_and_read_back_keeps_its_optimizer_state():
-    part = torch.nn.Linear(3, 2)
-    cfg = RunConfig(optimizer="adam", lr=0.01)
-    store = InstanceStore(part, [0, 1], optimizer_factory(cfg), budget=1)
-    store.start_round()
-    slot = store.acquire(0, pinned=())
-    slot.module(torch.ones(1, 3)).sum().backward()
-    assert slot.optimizer is not None
-    slot.optimizer.step()
-    store.instances[0].samples = 1
-    before = copy.deepcopy(slot.optimizer.state_dict()["state"])
-    weights = {k: v.clone() for k, v in slot.module.state_dict().items()}
-    store.acquire(1, pinned=())  # takes the only slot: 0 goes to its file
-    assert store.instances[0].on_disk and store.instances[0].slot is None
-    (on_disk,) = store.states([0])
-    assert all(torch.equal(on_disk[k], weights[k]) for k in weights)
-    back = store.acquire(0, pinned=())
-    assert back.optimizer is not None
-    after = back.optimizer.state_dict()["state"]
-    assert before.keys() == after.keys()
-    for i in before:
-        assert all(torch.equal(before[i][k], after[i][k]) for k in before[i])
-    store.close()
 
 
 def test_a_budget_must_be_positive():

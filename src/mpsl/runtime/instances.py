@@ -402,7 +402,9 @@ class InstanceStore:
     ) -> None:
         """The I/O of a swap: write the leaving instance, read or copy the arriving one."""
         with self._copying(slot):
-            self._swap(slot, leaving, arriving, optimizer)
+            if leaving is not None:
+                self._write(slot, leaving)
+            self._read(slot, arriving, optimizer)
         slot.optimizer = optimizer
 
     @contextlib.contextmanager
@@ -418,15 +420,11 @@ class InstanceStore:
             yield
         self._stream.synchronize()
 
-    def _swap(
-        self,
-        slot: Slot,
-        leaving: Instance | None,
-        arriving: Instance,
-        optimizer: torch.optim.Optimizer | None,
+    def _read(
+        self, slot: Slot, arriving: Instance, optimizer: torch.optim.Optimizer | None
     ) -> None:
-        if leaving is not None:
-            self._write(slot, leaving)
+        """``arriving``'s weights and optimizer state into ``slot`` (from the backing, or the
+        global part's weights if it has not trained this round)."""
         with torch.no_grad():
             if arriving.on_disk:
                 # The slot's old optimizer state is written out (or not needed): its buffers take
