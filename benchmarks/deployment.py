@@ -11,12 +11,12 @@ repeat (a noisy neighbour hits both alike):
   ``--batches`` batches, with torch's default threads and with one, and keeps the faster (as
   benchmarks/overhead.py does): plain_ms_per_batch. On a machine shared with other work, one
   thread can be far faster (torch's parallel loops wait for their slowest thread).
-- processes: ``mpsl run --engine processes`` (``deploy.launch.run_processes``): every member its
-  own process, CURVE-encrypted over loopback, each member with the torch threads of each
-  ``--threads`` setting (``auto``: ``deploy.threads.member_threads``, what the launcher does by
-  default; a number: every member that many). Two rounds of one local epoch of ``--batches``
-  batches each; round 0 warms up (first-touch memory, connections), round 1 is timed from the
-  first task's start to the last training task's end, over its K x ``--batches`` batches:
+- processes: ``mpsl run --engine processes`` (``deploy.launch.run_processes``): every member its own
+  process, sealed (AES-256-GCM under CURVE-exchanged keys) over loopback, each member with the torch
+  threads of each ``--threads`` setting (``auto``: ``deploy.threads.member_threads``, what the
+  launcher does by default; a number: every member that many). Two rounds of one local epoch of
+  ``--batches`` batches each; round 0 warms up (first-touch memory, connections), round 1 is timed
+  from the first task's start to the last training task's end, over its K x ``--batches`` batches:
   processes_ms_per_batch. Process start, model building and evaluation are outside.
 
 ratio = plain / processes (1.0: the pipeline as fast as one process). The time split per member
