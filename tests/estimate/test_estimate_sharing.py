@@ -3,6 +3,7 @@ file and the simulation; the straggler analysis (per-role busy time, the role th
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -59,7 +60,7 @@ def cluster(
 
 def _overlaps(records: list[TaskRecord]) -> bool:
     spans = sorted((r.start, r.end) for r in records if r.end > r.start)
-    return any(b[0] < a[1] - 1e-12 for a, b in zip(spans, spans[1:], strict=False))
+    return any(b[0] < a[1] - 1e-12 for a, b in itertools.pairwise(spans))
 
 
 def test_two_nodes_on_one_single_core_host_take_longer_than_on_two_hosts() -> None:

@@ -130,7 +130,7 @@ class Emulation:
         nodes = set(self.node_names)
         s = self.time_scale
 
-        def model(sender: str, dest: str, msg: Message) -> tuple[float, float, int] | None:
+        def model(sender: str, dest: str, msg: Message) -> Transfer | None:
             nbytes = msg.nbytes
             if msg.kind in (Kind.WEIGHTS, Kind.ROUND_START) and (
                 sender in owners or dest in owners
@@ -148,7 +148,7 @@ class Emulation:
                 return Transfer(bps / s, latency * s, nbytes, channel)
             if sender in nodes and dest in nodes:
                 bps, latency = self.cluster.link(sender, dest)
-                return bps / s, latency * s, nbytes
+                return Transfer(bps / s, latency * s, nbytes)
             return None
 
         return model

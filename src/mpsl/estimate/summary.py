@@ -142,13 +142,13 @@ class Estimate:
         out["roles"] = {
             r.name: {"busy_s": r.busy_ms / 1000.0, "utilization": r.utilization} for r in self.roles
         }
-        if self.bound is not None:
+        bound = self.bound
+        if bound is not None:
+            share = bound.busy_ms / self.training_ms if self.training_ms else 0.0
             out["bound"] = {
-                "role": self.bound.name,
-                "busy_s": self.bound.busy_ms / 1000.0,
-                "share_of_epoch": self.bound.busy_ms / self.training_ms
-                if self.training_ms
-                else 0.0,
+                "role": bound.name,
+                "busy_s": bound.busy_ms / 1000.0,
+                "share_of_epoch": share,
             }
         if self.baselines:
             out["baselines"] = {

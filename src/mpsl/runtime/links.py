@@ -2,12 +2,13 @@
 
 A link model delays each delivery (emulated rate and latency, one transfer at a time per directed
 link; transfers that name the same ``channel``, e.g. the owners behind one shared uplink, take
-turns on it instead of on their own links), so the same roles run as a faithful emulation of a slow network. Every delivery carries
-the time it was due in the emulated deployment, which the receiving role's emulated device starts
-from (``clock.Timeline``, the engine's), so thread wake-up lateness neither delays transfers nor
-adds up along the pipeline; and a task message is handed over only once no role can still send an
-earlier-due one, so every queue sees its tasks in emulated arrival order even when the machine
-stalls a thread. The engine uses it in place of ``transport.InProcessTransport`` when it emulates.
+turns on it instead of on their own links), so the same roles run as a faithful emulation of a slow
+network. Every delivery carries the time it was due in the emulated deployment, which the
+receiving role's emulated device starts from (``clock.Timeline``, the engine's), so thread wake-up
+lateness neither delays transfers nor adds up along the pipeline; and a task message is handed over
+only once no role can still send an earlier-due one, so every queue sees its tasks in emulated
+arrival order even when the machine stalls a thread. The engine uses it in place of
+``transport.InProcessTransport`` when it emulates.
 """
 
 from __future__ import annotations
