@@ -73,10 +73,11 @@ class Emulation:
         time_scale: float = 1.0,
         stragglers: Mapping[int, float] | None = None,
         imputation: Imputation | None = None,
+        source: str = "cluster",
     ) -> None:
-        profile.require_devices(cluster.devices())
+        profile.require_devices(cluster.devices(), source)
         needs = timing_needs(cluster, cuts, profile.num_layers, nodes)
-        profile, self.imputed = complete(profile, needs, imputation)
+        profile, self.imputed = complete(profile, needs, imputation, source)
         self.profile, self.cluster = profile, cluster
         self.cuts = tuple(cuts)
         self.costs = pipeline_costs(profile, cluster, cuts, nodes)
