@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,10 +19,7 @@ from mpsl.cli.common import (
 )
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
-from mpsl.tasks import QueuePolicy, TaskKind
-
-if TYPE_CHECKING:  # the runtime (and torch) load only when a command runs
-    from mpsl.runtime.engine import RunResult
+from mpsl.tasks import QueuePolicy
 
 
 def emulate(
@@ -50,7 +47,7 @@ def emulate(
     their sizes, so large models and many data owners run on one machine. Prints the measured
     round time next to the simulation's and the closed form's predictions.
     """
-    from mpsl.emulate.emulation import Emulation
+    from mpsl.emulate.emulation import Emulation, epoch_seconds
     from mpsl.estimate.closed_form import multihop
     from mpsl.estimate.simulate import simulate_deployment
     from mpsl.profile.impute import Imputation, imputed_json
@@ -87,7 +84,7 @@ def emulate(
         "sim_round_s": sim_s,
         "closed_round_s": closed_s,
         "sim_error": (sim_s - measured_s) / measured_s,
-        "measured_epoch_s": _measured_epoch_s(result) / time_scale,
+        "measured_epoch_s": epoch_seconds(result) / time_scale,
         "sim_epoch_s": sim.training_ms / 1000,
         "time_scale": time_scale,
         "bytes_per_link": result.bytes_per_link,
@@ -106,14 +103,6 @@ def emulate(
         console.print(line)
     if out:
         console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")
-
-
-def _measured_epoch_s(result: RunResult) -> float:
-    """Emulated seconds from the round's first task to the last data owner's last batch."""
-    records = [r for r in result.events.records if r.round == 0]
-    start = min(r.start for r in records)
-    trained = [r.end for r in records if r.kind is TaskKind.FIRST_BWD]
-    return max(trained) - start if trained else 0.0
 
 
 def _placement(

@@ -56,6 +56,14 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def epoch_seconds(result: RunResult) -> float:
+    """The first round's training phase in the run's seconds: from its first task to the end of
+    the last data owner's last batch (the simulation's ``training_ms``)."""
+    records = [r for r in result.events.records if r.round == 0]
+    trained = [r.end for r in records if r.kind is TaskKind.FIRST_BWD]
+    return max(trained) - min(r.start for r in records) if trained else 0.0
+
+
 def owner_groups(cluster: Cluster) -> list[int]:
     """Index of the data-owner group of each data owner, in order."""
     return [g for g, group in enumerate(cluster.data_owners) for _ in range(group.count)]
