@@ -72,6 +72,11 @@ def test_two_nodes_on_one_single_core_host_take_longer_than_on_two_hosts() -> No
     host_tasks = [r for r in shared.trace if r.node in ("n0", "n1")]
     assert not _overlaps(host_tasks)
     assert _overlaps([r for r in apart.trace if r.node in ("n0", "n1")])
+    # the host is a role: the busiest, most of the epoch (each node alone, about half of it)
+    est = estimate(PROFILE, cluster(hosts=("h", "h")), CUTS, method="sim")
+    assert est.bound is not None and est.bound.name == "host h"
+    assert est.to_json()["bound"]["share_of_epoch"] > 0.8
+    assert est.to_json()["roles"]["n0"]["busy_s"] < 0.6 * est.bound.busy_ms / 1000
     # a host with a core per node is no different from two machines
     two_cores = simulate_deployment(PROFILE, cluster(hosts=("h", "h"), cores=2), CUTS)
     assert two_cores.round_ms == pytest.approx(apart.round_ms)

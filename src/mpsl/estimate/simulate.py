@@ -81,6 +81,15 @@ class LinkStats:
 
 
 @dataclass(frozen=True)
+class HostStats:
+    """A shared host over one round: its compute nodes' busy time per core."""
+
+    name: str  # "host <name>"; "host" for --shared-cores (every role on one host)
+    busy_ms: float  # busy time of the tasks it ran / its cores
+    cores: int
+
+
+@dataclass(frozen=True)
 class OwnerStats:
     """A data owner over one round: its own compute, and its own link (unless shared)."""
 
@@ -104,6 +113,7 @@ class SimResult:
     owner_finish_ms: tuple[float, ...]
     trace: tuple[TaskRecord, ...] = ()  # seconds from the start of the round
     owners: tuple[OwnerStats, ...] = ()
+    hosts: tuple[HostStats, ...] = ()
 
     @property
     def round_s(self) -> float:
@@ -116,10 +126,11 @@ class SimResult:
 
     def busy(self) -> dict[str, float]:
         """Busy milliseconds of every role: compute nodes, data owners (own compute and own
-        link), links (compute-to-compute and shared uplinks)."""
+        link), links (compute-to-compute and shared uplinks), shared hosts (per core)."""
         out = {n.name: n.busy_ms for n in self.nodes}
         out.update({o.name: o.compute_ms + o.link_ms for o in self.owners})
         out.update({ln.name: ln.busy_ms for ln in self.links})
+        out.update({h.name: h.busy_ms for h in self.hosts})
         return out
 
     def bottleneck(self) -> tuple[str, float]:
@@ -506,6 +517,10 @@ def simulate(
                 finish_ms=sim.finish[k],
             )
         )
+    hosts = tuple(
+        HostStats(name, busy / cores, cores)
+        for name, busy, cores in _host_busy(costs, nodes, owners, cores)
+    )
     return SimResult(
         round_ms=round_ms,
         training_ms=training,
@@ -516,7 +531,25 @@ def simulate(
         owner_finish_ms=tuple(sim.finish),
         trace=sim.trace(),
         owners=tuple(owners),
+        hosts=hosts,
     )
+
+
+def _host_busy(
+    costs: PipelineCosts,
+    nodes: Sequence[NodeStats],
+    owners: Sequence[OwnerStats],
+    cores: int | None,
+) -> list[tuple[str, float, int]]:
+    """(role name, busy ms of all its tasks, cores) of each shared host."""
+    if cores is not None:
+        work = sum(n.busy_ms for n in nodes) + sum(o.compute_ms for o in owners)
+        return [("host", work, cores)]
+    return [
+        (f"host {h}", sum(n.busy_ms for n, x in zip(nodes, costs.nodes, strict=True)
+                          if x.host == h), c)
+        for h, c in costs.host_cores.items()
+    ]  # fmt: skip
 
 
 def _check_orders(costs: PipelineCosts, policy: QueuePolicy, orders: Mapping[int, Order]) -> None:

@@ -190,6 +190,9 @@ def closed_form_busy(costs: PipelineCosts) -> dict[str, float]:
             down = o.down_act_ms + o.down_grad_ms - o.first_latency_ms - o.last_latency_ms
             for name, ms in ((f"{o.uplink}.up", up), (f"{o.uplink}.down", down)):
                 busy[name] = busy.get(name, 0.0) + rb * o.count * ms
+    for host, cores in costs.host_cores.items():
+        on = [n for n in costs.nodes if n.host == host]
+        busy[f"host {host}"] = sum(busy[n.name] for n in on) / cores
     names = [n.name for n in costs.nodes]
     for (a, b), h in zip(itertools.pairwise(names), costs.hops, strict=True):
         busy[hop_link(a, b)] = rb * k * h.act_ms
