@@ -174,6 +174,7 @@ class _Resource:
         self.max_queue = 0
         self.area = 0.0  # integral of queue length over time
         self.last_change = 0.0
+        self.idle_since = 0.0  # when its last job ended
         self.in_flight = 0  # batches holding saved activations here (compute nodes)
         self.max_in_flight = 0
 
@@ -354,7 +355,7 @@ class _Simulation:
             self.enter(now, k, b, s + 1)
             return
         res = self.resources[stage.resource]
-        res.busy = False
+        res.busy, res.idle_since = False, now
         # A batch holds its saved activations at a node from its forward to its backward.
         if stage.kind is TaskKind.FWD:
             res.in_flight += 1
@@ -397,8 +398,10 @@ class _Simulation:
     def share_cores(self, now: float, n: int, pool: int) -> None:
         """Free cores of host ``pool`` go to its waiting compute, the earliest ready first."""
         while self.free[pool] > 0:
-            # (ready time, tie, node index or -1 for a data owner's compute)
-            ready = [(res.queue[0][1], i, i) for i, res in enumerate(self.resources[:n])
+            # (ready time, tie, node index or -1 for a data owner's compute). A node's next task
+            # asks for a core once it arrived and the node finished its previous one.
+            ready = [(max(res.queue[0][1], res.idle_since), i, i)
+                     for i, res in enumerate(self.resources[:n])
                      if self.node_pool[i] == pool and not res.busy and res.ready()]  # fmt: skip
             if self.host_queue and self.owner_pool == pool:
                 ready.append((self.host_queue[0][0], n, -1))
