@@ -86,3 +86,41 @@ def test_shipped_resnet_d2_gap_is_scaled_from_d1() -> None:
     assert (f.device, f.layer, f.reference) == ("d2", 37, "d1")
     # the Pi 3 is slower than the Pi 4 on the layers both measured, so on layer 37 too
     assert f.ratio > 1 and f.timing.fwd > profile.timing("d1", 37).fwd
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["estimate", "--cuts", "3,20,33"],
+        ["plan", "--first-cut", "3", "--last-cut", "33"],
+        ["emulate", "--cuts", "3,20,33", "--time-scale", "0.0001"],
+    ],
+)
+def test_commands_refuse_missing_timings_unless_imputed_and_report_them(
+    tmp_path, command: list[str]
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mpsl.cli import app
+    from mpsl.cluster import reference_testbed
+
+    # Raspberry Pi 3 data owners: d2 never measured ResNet-101's layer 37 (the classifier)
+    nodes = [{"name": f"vm{i}", "device": "VM", "memory_bytes": 64e9} for i in (1, 2)]
+    groups = [{"count": 2, "device": "d2", "memory_bytes": 1e9, "link_bps": 8e6}]
+    cluster = reference_testbed(nodes, data_owners=groups)
+    data = cluster.model_dump()
+    data["training"]["batches_per_epoch"] = 1
+    path = tmp_path / "pis.json"
+    path.write_text(json.dumps(data))
+    args = [*command, "--profile", "mpsl_resnet101_CIFAR", "--cluster", str(path), "--json"]
+    runner = CliRunner()
+    refused = runner.invoke(app, args)  # main() prints it as "error: ..." and exits 2
+    assert isinstance(refused.exception, FormatError)
+    message = str(refused.exception)
+    assert "37" in message and "d2" in message and "--impute ratio" in message
+    done = runner.invoke(app, [*args, "--impute", "ratio"])
+    assert done.exit_code == 0, done.output
+    (entry,) = json.loads(done.stdout)["imputed"]
+    assert (entry["device"], entry["layer"], entry["reference"]) == ("d2", 37, "d1")

@@ -13,7 +13,7 @@ from mpsl.cli.common import ImputeOption, imputed_lines, print_json
 from mpsl.cluster import Cluster
 from mpsl.estimate.costs import span_needs
 from mpsl.plan import Plan, make_plan
-from mpsl.profile.impute import Imputation, complete, imputed_json
+from mpsl.profile.impute import Imputation, Imputed, complete, imputed_json
 from mpsl.profile.shipped import load_profile
 
 
@@ -41,9 +41,14 @@ def plan(
     whose nodes all fit in memory, provably optimal; the manual split is shown for comparison."""
     nodes = Cluster.load(cluster)
     prof = load_profile(profile)
-    prof.require_devices(nodes.devices(), str(cluster))
-    needs = span_needs(nodes, first_cut, last_cut, prof.num_layers)
-    prof, imputed = complete(prof, needs, Imputation.parse(impute), str(cluster))
+    imputation = Imputation.parse(impute)
+    imputed: tuple[Imputed, ...] = ()
+    if imputation is not None:
+        # Without it the planner keeps its own rule: a node cannot host a layer its device did
+        # not measure, and a data owner's unmeasured layer is an error naming it.
+        prof.require_devices(nodes.devices(), str(cluster))
+        needs = span_needs(nodes, first_cut, last_cut, prof.num_layers)
+        prof, imputed = complete(prof, needs, imputation, str(cluster))
     result = make_plan(
         prof,
         nodes,

@@ -110,7 +110,9 @@ def span_needs(
     cluster: Cluster, first_cut: int, last_cut: int, num_layers: int
 ) -> dict[str, list[int]]:
     """Device -> layers when any compute node may host any of the middle layers
-    first_cut+1..last_cut (the planner's and the scheduler's view)."""
+    first_cut+1..last_cut (the planner's and the scheduler's view). Cuts outside the model are
+    left to the caller to refuse: only layers 1..num_layers are listed."""
+    first_cut, last_cut = max(0, min(first_cut, num_layers)), max(0, min(last_cut, num_layers))
     needs: dict[str, set[int]] = {}
     for node in cluster.compute_nodes:
         needs.setdefault(node.device, set()).update(range(first_cut + 1, last_cut + 1))

@@ -86,6 +86,13 @@ def _measured(profile: Profile, device: str) -> set[int]:
 
 def missing(profile: Profile, needs: Mapping[str, Iterable[int]]) -> list[tuple[str, int]]:
     """(device, 1-based layer) of every needed timing the profile lacks, sorted."""
+    for d, layers in needs.items():
+        for i in layers:
+            if not 1 <= i <= profile.num_layers:
+                raise FormatError(
+                    f"layer {i} (on device '{d}') is not a layer of {profile.model}; "
+                    f"choose 1..{profile.num_layers}"
+                )
     return sorted(
         {(d, i) for d, layers in needs.items() for i in layers if d not in profile.layers[i - 1].ms}
     )
