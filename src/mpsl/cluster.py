@@ -7,6 +7,10 @@ JSON form (docs/formats.md)::
                         "price_per_hour": 0.4}],
      "links": {"compute_to_compute_bps": 7.13e9},
      "training": {"batch_size": 128, "batches_per_epoch": 16, "local_epochs": 2}}
+
+Optional: compute nodes on one machine name the same ``host`` (``hosts`` gives its ``cores``, the
+number of tasks it runs at once at their profiled time; default 1), and data-owner groups behind
+one shared link name the same ``uplink`` (``links.uplinks`` gives its rate).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class DataOwnerGroup(BaseModel):
     link_bps: float = Field(gt=0, description="data owner <-> compute node and aggregator")
     link_latency_s: float = Field(default=0.0, ge=0)
     slowdown: float = Field(default=1.0, gt=0)
+    uplink: str | None = Field(
+        default=None,
+        description="a shared link of links.uplinks that all its owners' traffic takes",
+    )
 
 
 DEFAULT_SWAP_BYTES_PER_S = 1e9
@@ -59,6 +67,27 @@ class ComputeNode(BaseModel):
         gt=0,
         description="disk write + read rate of swapped instances; default DEFAULT_SWAP_BYTES_PER_S",
     )
+    host: str | None = Field(
+        default=None, description="the machine it runs on; nodes naming one host share its cores"
+    )
+
+
+class Host(BaseModel):
+    """A machine that several compute nodes share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    # A profile measured with the whole machine (torch uses every core) means one task at a time.
+    cores: int = Field(default=1, ge=1, description="tasks it runs at once at their profiled time")
+
+
+class Uplink(BaseModel):
+    """One link that several data owners share (an access point, a home router)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    bps: float = Field(gt=0)
+    latency_s: float = Field(default=0.0, ge=0)
 
 
 class LinkOverride(BaseModel):
@@ -78,6 +107,7 @@ class Links(BaseModel):
     compute_to_compute_bps: float = Field(gt=0)
     compute_to_compute_latency_s: float = Field(default=0.0, ge=0)
     overrides: list[LinkOverride] = Field(default_factory=list)
+    uplinks: list[Uplink] = Field(default_factory=list)
 
 
 class Training(BaseModel):
@@ -97,6 +127,7 @@ class Cluster(BaseModel):
     compute_nodes: list[ComputeNode] = Field(min_length=1)
     links: Links
     training: Training = Field(default_factory=Training)
+    hosts: list[Host] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
@@ -113,7 +144,42 @@ class Cluster(BaseModel):
                     raise ValueError(
                         f"link override names unknown endpoint '{end}'; known: {names}"
                     )
+        used_hosts = {n.host for n in self.compute_nodes if n.host is not None}
+        for i, host in enumerate(self.hosts):
+            if host.name not in used_hosts:
+                raise ValueError(
+                    f"hosts[{i}] '{host.name}' is the host of no compute node; name it in a "
+                    "compute node's 'host' or remove it"
+                )
+        uplinks = [u.name for u in self.links.uplinks]
+        if len(set(uplinks)) != len(uplinks):
+            raise ValueError(f"links.uplinks names must be unique: {uplinks}")
+        for i, g in enumerate(self.data_owners):
+            if g.uplink is not None and g.uplink not in uplinks:
+                raise ValueError(
+                    f"data_owners[{i}].uplink '{g.uplink}' is not in links.uplinks "
+                    f"({', '.join(uplinks) or 'none given'})"
+                )
         return self
+
+    def host_cores(self) -> dict[str, int]:
+        """Cores of every host some compute node names (1 unless ``hosts`` says otherwise)."""
+        given = {h.name: h.cores for h in self.hosts}
+        return {n.host: given.get(n.host, 1) for n in self.compute_nodes if n.host is not None}
+
+    def uplink(self, group: str) -> Uplink | None:
+        """The shared link data-owner group ``group`` sits behind, if any."""
+        g = dict(zip(self.group_names(), self.data_owners, strict=True))[group]
+        return next((u for u in self.links.uplinks if u.name == g.uplink), None)
+
+    def owner_link(self, group: str, node: str) -> tuple[float, float]:
+        """(bits per second, latency s) of group ``group``'s owners to ``node`` (or the
+        aggregator): their own link, capped by the rate of a shared uplink and plus its latency."""
+        bps, latency = self.link(group, node)
+        up = self.uplink(group)
+        if up is None:
+            return bps, latency
+        return min(bps, up.bps), latency + up.latency_s
 
     def group_names(self) -> list[str]:
         """Name of each data-owner group (given, or owners<i>)."""

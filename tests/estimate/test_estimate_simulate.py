@@ -16,8 +16,9 @@ from mpsl.tasks import AGGREGATOR, Order, QueuePolicy, TaskKind, owner_endpoint
 
 def owner(count: int = 1, name: str = "g", **ms: float) -> OwnerCosts:
     """A data-owner group; every time not given is 0."""
-    keys = [f.name for f in dataclasses.fields(OwnerCosts)][2:]  # after name and count
-    return OwnerCosts(name=name, count=count, **{k: ms.get(k, 0.0) for k in keys})
+    # the times after name and count; the optional fields (a shared uplink) keep their defaults
+    keys = [f.name for f in dataclasses.fields(OwnerCosts) if f.default is dataclasses.MISSING]
+    return OwnerCosts(name=name, count=count, **{k: ms.get(k, 0.0) for k in keys[2:]})
 
 
 def costs(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mpsl.cluster import Cluster
-from mpsl.errors import ConfigError, CutError, FormatError
-from mpsl.profile.format import LayerProfile, Profile, Timing
+from mpsl.errors import ConfigError, CutError
 from mpsl.schedule import from_cluster, generate
 from mpsl.schedule.generate import HELPER_MEMORY_BYTES, reference_profile
-from mpsl.schedule.parts import helper_demand_bytes, layer_timing
+from mpsl.schedule.parts import helper_demand_bytes
 
 
 def test_generation_is_deterministic_for_a_seed() -> None:
@@ -79,38 +78,6 @@ def test_bad_generator_inputs(kwargs: dict, error: type) -> None:
         generate(**kwargs)
 
 
-def _toy_profile() -> Profile:
-    def layer(i: int, ms: dict[str, Timing]) -> LayerProfile:
-        return LayerProfile(name=f"l{i}", output_bytes=1000 * i, param_bytes=10, ms=ms)
-
-    return Profile(
-        model="toy",
-        batch_size=128,
-        layers=[
-            layer(1, {"A": Timing(fwd=1, bwd=2), "B": Timing(fwd=2, bwd=4)}),
-            layer(2, {"A": Timing(fwd=3, bwd=3), "B": Timing(fwd=6, bwd=6)}),
-            layer(3, {"A": Timing(fwd=5, bwd=1, opt=1)}),
-            layer(4, {"A": Timing(fwd=1, bwd=1)}),
-        ],
-    )
-
-
-def test_unmeasured_layer_is_scaled_from_a_comparable_device() -> None:
-    # B is 2x A on the layers both measured, so B's layer 3 is 2x A's
-    t = layer_timing(_toy_profile(), "B", 3)
-    assert (t.fwd, t.bwd, t.opt) == (10, 2, 2)
-
-
-def test_layer_nobody_measured_and_unknown_device_raise() -> None:
-    profile = _toy_profile()
-    empty = profile.layers[3].model_copy(update={"ms": {}})
-    gap = profile.model_copy(update={"layers": [*profile.layers[:3], empty]})
-    with pytest.raises(FormatError, match="no device measured layer 4"):
-        layer_timing(gap, "B", 4)
-    with pytest.raises(FormatError, match="no timing at all for device 'C'"):
-        layer_timing(profile, "C", 1)
-
-
 def _cluster(batch: int = 128) -> Cluster:
     return Cluster.model_validate(
         {
@@ -132,7 +99,8 @@ def _cluster(batch: int = 128) -> Cluster:
 
 def test_cluster_scenario_follows_groups_nodes_links_and_slowdowns() -> None:
     profile = reference_profile("resnet101")
-    sc = from_cluster(profile, _cluster(), (3, 33))
+    sc, imputed = from_cluster(profile, _cluster(), (3, 33))
+    assert imputed == ()
     assert (sc.num_owners, sc.num_helpers) == (3, 2)
     assert sc.capacity_bytes == [16_000_000_000, 8_000_000_000]
     # owners 0 and 1 are alike; the slow one takes longer on both helpers

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+import typer
 
 from mpsl.errors import ConfigError
+from mpsl.profile.impute import Imputed
+
+ImputeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Estimate timings the profile lacks: ratio (a comparable device scaled by the "
+        "ratio over the layers both measured) or ratio:DEVICE; default: refuse them "
+        "(docs/profile.md)."
+    ),
+]
 
 
 def split_items(text: str, option: str, example: str) -> list[str]:
@@ -50,3 +63,12 @@ def parse_stragglers(text: str) -> dict[int, float]:
                 f"expected OWNER=FACTOR pairs like 0=2,5=1.5; got '{item}'", field="--stragglers"
             ) from None
     return result
+
+
+def imputed_lines(filled: Iterable[Imputed]) -> list[str]:
+    """One line per imputed timing, for people: what was estimated and from what."""
+    return [
+        f"imputed: {f.device} layer {f.layer} ({f.name}) = {f.reference} x {f.ratio:.3f} "
+        f"(ratio over {f.shared_layers} layers both measured)"
+        for f in filled
+    ]

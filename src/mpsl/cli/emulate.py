@@ -9,7 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, parse_stragglers, print_json, split_items
+from mpsl.cli.common import (
+    ImputeOption,
+    imputed_lines,
+    parse_ints,
+    parse_stragglers,
+    print_json,
+    split_items,
+)
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
 from mpsl.tasks import QueuePolicy
@@ -31,6 +38,7 @@ def emulate(
         float, typer.Option(help="Multiply every time by this (e.g. 0.001 to run 1000x faster).")
     ] = 1.0,
     out: Annotated[Path | None, typer.Option(help="Output directory for the run's report.")] = None,
+    impute: ImputeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Emulate one round: every task takes its profiled time, every message its link's time.
@@ -39,9 +47,10 @@ def emulate(
     their sizes, so large models and many data owners run on one machine. Prints the measured
     round time next to the simulation's and the closed form's predictions.
     """
-    from mpsl.emulate.emulation import Emulation
+    from mpsl.emulate.emulation import Emulation, epoch_seconds
     from mpsl.estimate.closed_form import multihop
     from mpsl.estimate.simulate import simulate_deployment
+    from mpsl.profile.impute import Imputation, imputed_json
     from mpsl.profile.shipped import load_profile
     from mpsl.report.summary import write_run
 
@@ -54,13 +63,19 @@ def emulate(
     prof, clu = load_profile(profile), Cluster.load(cluster)
     cut_list, node_list = _placement(cuts, nodes, plan, prof.num_layers)
     slow = parse_stragglers(stragglers) if stragglers is not None else None
-    em = Emulation(prof, clu, cut_list, node_list, time_scale=time_scale, stragglers=slow)
+    em = Emulation(
+        prof, clu, cut_list, node_list, time_scale, slow, Imputation.parse(impute), str(cluster)
+    )
     console = Console(stderr=True)
     with console.status(f"emulating one round ({clu.num_data_owners} data owners)"):
         result = em.run(policy=queue_policy)
     measured_s = result.rounds[0].seconds / time_scale
-    sim = simulate_deployment(prof, clu, cut_list, node_list, policy=queue_policy, stragglers=slow)
-    closed_s = multihop(em.costs).round_s
+    sim = simulate_deployment(
+        em.profile, clu, cut_list, node_list, policy=queue_policy, stragglers=slow
+    )
+    shared = bool(em.costs.host_cores) or any(o.uplink for o in em.costs.owners)
+    # the closed form does not model shared hosts and uplinks (docs/estimate.md)
+    closed_s = None if shared else multihop(em.costs).round_s
     sim_s = sim.round_ms / 1000
     if out:
         write_run(result, out)
@@ -69,8 +84,11 @@ def emulate(
         "sim_round_s": sim_s,
         "closed_round_s": closed_s,
         "sim_error": (sim_s - measured_s) / measured_s,
+        "measured_epoch_s": epoch_seconds(result) / time_scale,
+        "sim_epoch_s": sim.training_ms / 1000,
         "time_scale": time_scale,
         "bytes_per_link": result.bytes_per_link,
+        "imputed": imputed_json(em.imputed),
     }
     if as_json:
         print_json(report)
@@ -78,8 +96,11 @@ def emulate(
     table = Table("round time", "seconds", "vs measured")
     table.add_row("measured (emulated runtime)", f"{measured_s:,.2f}", "")
     for label, value in (("simulation", sim_s), ("closed form", closed_s)):
-        table.add_row(label, f"{value:,.2f}", f"{(value - measured_s) / measured_s:+.2%}")
+        if value is not None:
+            table.add_row(label, f"{value:,.2f}", f"{(value - measured_s) / measured_s:+.2%}")
     Console().print(table)
+    for line in imputed_lines(em.imputed):
+        console.print(line)
     if out:
         console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")
 

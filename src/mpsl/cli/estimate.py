@@ -10,10 +10,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, parse_stragglers, print_json, split_items
+from mpsl.cli.common import (
+    ImputeOption,
+    imputed_lines,
+    parse_ints,
+    parse_stragglers,
+    print_json,
+    split_items,
+)
 from mpsl.cluster import Cluster
 from mpsl.estimate.summary import Estimate, Method, estimate
+from mpsl.profile.impute import Imputation
 from mpsl.profile.shipped import load_profile
+
+TOP_ROLES = 5  # the busiest roles shown in the table (all of them in --json)
 
 
 def _seconds(ms: float) -> str:
@@ -29,6 +39,12 @@ def render(est: Estimate, console: Console) -> None:
     head = f"round time ({est.method.value}"
     head += f", {est.policy.value})" if est.policy else ")"
     console.print(f"[bold]{head}: {_seconds(est.round_ms)}[/bold]   cuts {list(est.cuts)}")
+    console.print(
+        f"epoch (r local epochs of every data owner): {_seconds(est.training_ms)}   "
+        f"aggregation: {_seconds(est.aggregation_ms)}"
+    )
+    for line in imputed_lines(est.imputed):
+        console.print(line)
     terms = Table("term", "time", title="terms")
     for name, ms in est.terms.items():
         terms.add_row(name, _seconds(ms))
@@ -71,6 +87,13 @@ def render(est: Estimate, console: Console) -> None:
         for name, (busy, count) in est.links.items():
             links.add_row(name, _seconds(busy), str(count))
         console.print(links)
+    if est.bound is not None:
+        roles = Table("role", "busy", "util", title=f"busiest roles (of {len(est.roles)})")
+        for r in est.roles[:TOP_ROLES]:
+            roles.add_row(r.name, _seconds(r.busy_ms), f"{r.utilization:.0%}")
+        console.print(roles)
+        share = est.bound.busy_ms / est.training_ms if est.training_ms else 0.0
+        console.print(f"bounds the round: {est.bound.name} (busy {share:.0%} of the epoch)")
     if est.baselines:
         base = Table("baseline", "round time", title="baselines (closed form)")
         for name, b in est.baselines.items():
@@ -103,12 +126,12 @@ def estimate_command(
         int | None,
         typer.Option(help="Simulation: every role on one host of N cores (`mpsl run`: 1)."),
     ] = None,
+    impute: ImputeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Predict the round time, per-node memory and utilization of CUTS on CLUSTER."""
     prof = load_profile(profile)
     clus = Cluster.load(cluster)
-    prof.require_devices(clus.devices(), source=str(cluster))
     est = estimate(
         prof,
         clus,
@@ -121,6 +144,8 @@ def estimate_command(
         with_baselines=with_baselines,
         trace=trace is not None,
         shared_cores=shared_cores,
+        imputation=Imputation.parse(impute),
+        source=str(cluster),
     )
     if trace is not None:
         trace.write_text("".join(json.dumps(r.to_json()) + "\n" for r in est.trace))

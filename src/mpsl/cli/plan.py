@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import print_json
+from mpsl.cli.common import ImputeOption, imputed_lines, print_json
 from mpsl.cluster import Cluster
+from mpsl.estimate.costs import span_needs
 from mpsl.plan import Plan, make_plan
+from mpsl.profile.impute import Imputation, Imputed, complete, imputed_json
 from mpsl.profile.shipped import load_profile
 
 
@@ -32,13 +34,23 @@ def plan(
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the plan to this JSON file.")] = None,
     method: Annotated[str, typer.Option(help="dp (default), milp or brute (tiny cases).")] = "dp",
+    impute: ImputeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Choose the cuts and the compute node of each middle part: the fastest (or cheapest) plan
     whose nodes all fit in memory, provably optimal; the manual split is shown for comparison."""
     nodes = Cluster.load(cluster)
+    prof = load_profile(profile)
+    imputation = Imputation.parse(impute)
+    imputed: tuple[Imputed, ...] = ()
+    if imputation is not None:
+        # Without it the planner keeps its own rule: a node cannot host a layer its device did
+        # not measure, and a data owner's unmeasured layer is an error naming it.
+        prof.require_devices(nodes.devices(), str(cluster))
+        needs = span_needs(nodes, first_cut, last_cut, prof.num_layers)
+        prof, imputed = complete(prof, needs, imputation, str(cluster))
     result = make_plan(
-        load_profile(profile),
+        prof,
         nodes,
         first_cut,
         last_cut,
@@ -51,8 +63,11 @@ def plan(
     if out is not None and result.feasible:
         result.save(out)
     if as_json:
-        print_json(result.model_dump(mode="json", exclude_none=True))
+        print_json({**result.model_dump(mode="json", exclude_none=True),
+                    "imputed": imputed_json(imputed)})  # fmt: skip
         return
+    for line in imputed_lines(imputed):
+        typer.echo(line, err=True)
     if not result.feasible:
         typer.echo(f"error: no feasible plan: {result.reason}", err=True)
         raise typer.Exit(2)

@@ -13,10 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mpsl.cli.common import parse_ints, print_json
+from mpsl.cli.common import ImputeOption, imputed_lines, parse_ints, print_json
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
 from mpsl.profile.format import Profile
+from mpsl.profile.impute import Imputation, Imputed, imputed_json
 from mpsl.schedule import Scenario, Schedule, from_cluster, generate, solve
 from mpsl.schedule.solve import DEFAULT_TIME_LIMIT_S, Method, parse_method
 from mpsl.tasks import TaskKind
@@ -33,8 +34,9 @@ def _scenario(
     helpers: int,
     heterogeneity: str,
     seed: int,
-) -> Scenario:
-    """The scenario of whichever single source the flags name."""
+    impute: str | None = None,
+) -> tuple[Scenario, tuple[Imputed, ...]]:
+    """The scenario of whichever single source the flags name, and the timings imputed for it."""
     sources = [
         name
         for name, given in (("--scenario", scenario is not None), ("--generate", gen),
@@ -47,11 +49,18 @@ def _scenario(
             f"expected exactly one scenario source: --scenario FILE, --generate, or --profile FILE "
             f"--cluster FILE --cuts A,B; found {found}"
         )
+    imputation = Imputation.parse(impute)
+    if imputation is not None and profile is None:
+        raise ConfigError(
+            "--impute applies to a deployment scenario (--profile/--cluster); a scenario file "
+            "holds times already and --generate imputes as its setting says (docs/schedule.md)",
+            field="--impute",
+        )
     if scenario is not None:
-        return Scenario.load(scenario)
+        return Scenario.load(scenario), ()
     cut = parse_ints(cuts, "--cuts") if cuts is not None else None
     if gen:
-        return generate(model, owners, helpers, heterogeneity, cut, seed)
+        return generate(model, owners, helpers, heterogeneity, cut, seed), ()
     missing = [n for n, v in (("--profile", profile), ("--cluster", cluster), ("--cuts", cut))
                if v is None]  # fmt: skip
     if profile is None or cluster is None or cut is None:
@@ -59,7 +68,7 @@ def _scenario(
             "a deployment scenario needs --profile FILE, --cluster FILE and --cuts A,B; "
             f"missing: {', '.join(missing)}"
         )
-    return from_cluster(Profile.load(profile), Cluster.load(cluster), cut, source=str(cluster))
+    return from_cluster(Profile.load(profile), Cluster.load(cluster), cut, str(cluster), imputation)
 
 
 def _order_text(result: Schedule, h: int) -> str:
@@ -117,20 +126,24 @@ def schedule(
     save_scenario: Annotated[
         Path | None, typer.Option(help="Also write the scenario (JSON) to this file.")
     ] = None,
+    impute: ImputeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Assign data owners to helpers and order each helper's tasks to minimise the makespan."""
     requested = parse_method(method)
-    sc = _scenario(scenario, gen, profile, cluster, cuts, model, owners, helpers, heterogeneity,
-                   seed)  # fmt: skip
+    sc, imputed = _scenario(scenario, gen, profile, cluster, cuts, model, owners, helpers,
+                            heterogeneity, seed, impute)  # fmt: skip
     if save_scenario is not None:
         sc.save(save_scenario)
     result = solve(sc, requested, time_limit_s=time_limit, seed=seed)
     if as_json:
         print_json({**result.to_json(), "requested_method": requested.value,
-                    "notes": list(result.notes)})  # fmt: skip
+                    "notes": list(result.notes), "imputed": imputed_json(imputed)})  # fmt: skip
         return
-    _show(sc, result, requested, Console())
+    console = Console()
+    _show(sc, result, requested, console)
+    for line in imputed_lines(imputed):
+        console.print(line)
 
 
 def register(app: typer.Typer) -> None:

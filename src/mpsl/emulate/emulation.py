@@ -4,11 +4,14 @@ Every task takes exactly its profiled time (``Device``) and every message its li
 transport's link model). With ``compute=False`` the model is replaced by stand-in layers that do
 nothing and messages carry only their size, so large models and many data owners fit on one
 machine; with ``compute=True`` the real model trains and tasks are padded to the profiled time.
+Compute nodes that share a ``host`` share one ``SharedHost`` of its cores; data owners behind a
+shared ``uplink`` send and receive over one channel per direction (``links.Transfer``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -17,13 +20,14 @@ from torch import nn
 
 from mpsl.cluster import Cluster
 from mpsl.data.base import Dataset, Labeled
-from mpsl.estimate.costs import pipeline_costs
+from mpsl.estimate.costs import pipeline_costs, timing_needs
 from mpsl.models import LayerChain
 from mpsl.profile.format import Profile
+from mpsl.profile.impute import Imputation, complete
 from mpsl.runtime.config import RunConfig
-from mpsl.runtime.device import Device
+from mpsl.runtime.device import Device, SharedHost
 from mpsl.runtime.engine import InProcessEngine, RunResult
-from mpsl.runtime.links import LinkModel
+from mpsl.runtime.links import LinkModel, Transfer
 from mpsl.runtime.messages import Kind, Message
 from mpsl.split import part_ranges
 from mpsl.tasks import COORDINATOR, QueuePolicy, TaskKind, owner_endpoint
@@ -52,6 +56,14 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def epoch_seconds(result: RunResult) -> float:
+    """The first round's training phase in the run's seconds: from its first task to the end of
+    the last data owner's last batch (the simulation's ``training_ms``)."""
+    records = [r for r in result.events.records if r.round == 0]
+    trained = [r.end for r in records if r.kind is TaskKind.FIRST_BWD]
+    return max(trained) - min(r.start for r in records) if trained else 0.0
+
+
 def owner_groups(cluster: Cluster) -> list[int]:
     """Index of the data-owner group of each data owner, in order."""
     return [g for g, group in enumerate(cluster.data_owners) for _ in range(group.count)]
@@ -68,7 +80,12 @@ class Emulation:
         nodes: Sequence[str] | None = None,
         time_scale: float = 1.0,
         stragglers: Mapping[int, float] | None = None,
+        imputation: Imputation | None = None,
+        source: str = "cluster",
     ) -> None:
+        profile.require_devices(cluster.devices(), source)
+        needs = timing_needs(cluster, cuts, profile.num_layers, nodes)
+        profile, self.imputed = complete(profile, needs, imputation, source)
         self.profile, self.cluster = profile, cluster
         self.cuts = tuple(cuts)
         self.costs = pipeline_costs(profile, cluster, cuts, nodes)
@@ -94,8 +111,12 @@ class Emulation:
     def devices(self) -> dict[str, Device]:
         """Emulated task times of every compute node and data owner (already time-scaled)."""
         s = self.time_scale
+        hosts = {h: SharedHost(h, c) for h, c in self.costs.host_cores.items()}
         result = {
-            n.name: Device({TaskKind.FWD: n.fwd_ms * s, TaskKind.BWD: n.bwd_ms * s})
+            n.name: Device(
+                {TaskKind.FWD: n.fwd_ms * s, TaskKind.BWD: n.bwd_ms * s},
+                host=hosts[n.host] if n.host is not None else None,
+            )
             for n in self.costs.nodes
         }
         for k, g in enumerate(self.groups):
@@ -111,12 +132,14 @@ class Emulation:
         return result
 
     def link_model(self) -> LinkModel:
-        """Rates between roles: owner links, compute-to-compute links; control is instant."""
-        owners = {owner_endpoint(k): g for k, g in enumerate(self.groups)}
+        """Rates between roles: owner links (shared uplinks one channel per direction),
+        compute-to-compute links; control is instant."""
+        names = self.cluster.group_names()
+        owners = {owner_endpoint(k): names[g] for k, g in enumerate(self.groups)}
         nodes = set(self.node_names)
         s = self.time_scale
 
-        def model(sender: str, dest: str, msg: Message) -> tuple[float, float, int] | None:
+        def model(sender: str, dest: str, msg: Message) -> Transfer | None:
             nbytes = msg.nbytes
             if msg.kind in (Kind.WEIGHTS, Kind.ROUND_START) and (
                 sender in owners or dest in owners
@@ -124,11 +147,17 @@ class Emulation:
                 nbytes = self.owner_model_bytes  # the first and last parts, up or down
             owner = sender if sender in owners else dest if dest in owners else None
             if owner is not None and (sender != COORDINATOR or msg.kind is Kind.ROUND_START):
-                group = self.cluster.data_owners[owners[owner]]
-                return group.link_bps / s, group.link_latency_s * s, nbytes
+                group = owners[owner]
+                peer = dest if owner == sender else sender
+                bps, latency = self.cluster.owner_link(group, peer)
+                uplink = self.cluster.uplink(group)
+                channel = None
+                if uplink is not None:
+                    channel = (f"uplink:{uplink.name}", "up" if owner == sender else "down")
+                return Transfer(bps / s, latency * s, nbytes, channel)
             if sender in nodes and dest in nodes:
                 bps, latency = self.cluster.link(sender, dest)
-                return bps / s, latency * s, nbytes
+                return Transfer(bps / s, latency * s, nbytes)
             return None
 
         return model
@@ -163,7 +192,7 @@ class Emulation:
                 "seed": seed,
             }
         )
-        devices = {n: Device(d.times_ms, compute) for n, d in self.devices().items()}
+        devices = {n: dataclasses.replace(d, compute=compute) for n, d in self.devices().items()}
         engine = InProcessEngine(
             config,
             dataset=dataset,

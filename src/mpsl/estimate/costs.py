@@ -11,13 +11,14 @@ first-part backward) also pays the profile's per-task overhead of its device, if
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mpsl.cluster import DEFAULT_SWAP_BYTES_PER_S, Cluster
 from mpsl.errors import FormatError
 from mpsl.estimate.memory import budgeted_node_memory
 from mpsl.profile.format import Profile
 from mpsl.split import part_ranges
+from mpsl.tasks import AGGREGATOR
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class OwnerCosts:
     down_grad_ms: float  # gradient of cut c0 from the first compute node
     upload_model_ms: float  # first + last part to the aggregator
     download_model_ms: float
+    uplink: str | None = None  # a shared link its owners' transfers take turns on
+    # latency in the transfers to/from the first and the last compute node: it delays them
+    # without occupying a shared uplink
+    first_latency_ms: float = 0.0
+    last_latency_ms: float = 0.0
+    model_latency_ms: float = 0.0  # likewise, of the model upload and download
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class NodeCosts:
     fwd_ms: float  # forward, and the swap below
     bwd_ms: float  # backward + optimizer step
     swap_ms: float = 0.0  # expected instance swap per forward under a memory budget (in fwd_ms)
+    host: str | None = None  # a machine shared with other compute nodes
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class PipelineCosts:
     hops: tuple[HopCosts, ...]
     batches_per_round: int  # r * B for each data owner
     aggregation_ms: float  # the aggregator's averaging work
+    host_cores: dict[str, int] = field(default_factory=dict)  # shared hosts: tasks at once
 
     @property
     def num_owners(self) -> int:
@@ -80,6 +89,37 @@ class PipelineCosts:
 def transfer_ms(num_bytes: float, bps: float, latency_s: float = 0.0) -> float:
     """Milliseconds to move ``num_bytes`` over a link of ``bps`` bits/s with ``latency_s``."""
     return 1000.0 * (num_bytes * 8.0 / bps + latency_s)
+
+
+def timing_needs(
+    cluster: Cluster, cuts: Sequence[int], num_layers: int, nodes: Sequence[str] | None = None
+) -> dict[str, list[int]]:
+    """Device -> the 1-based layers whose timings running ``cuts`` on ``nodes`` reads."""
+    ranges = part_ranges(cuts, num_layers)
+    names = list(nodes) if nodes is not None else [n.name for n in cluster.compute_nodes]
+    needs: dict[str, set[int]] = {}
+    for name, (first, last) in zip(names, ranges[1:-1], strict=False):
+        needs.setdefault(cluster.node(name).device, set()).update(range(first, last + 1))
+    (a, b), (c, d) = ranges[0], ranges[-1]  # the data owner's first and last part
+    for group in cluster.data_owners:
+        needs.setdefault(group.device, set()).update([*range(a, b + 1), *range(c, d + 1)])
+    return {d: sorted(ls) for d, ls in needs.items()}
+
+
+def span_needs(
+    cluster: Cluster, first_cut: int, last_cut: int, num_layers: int
+) -> dict[str, list[int]]:
+    """Device -> layers when any compute node may host any of the middle layers
+    first_cut+1..last_cut (the planner's and the scheduler's view). Cuts outside the model are
+    left to the caller to refuse: only layers 1..num_layers are listed."""
+    first_cut, last_cut = max(0, min(first_cut, num_layers)), max(0, min(last_cut, num_layers))
+    needs: dict[str, set[int]] = {}
+    for node in cluster.compute_nodes:
+        needs.setdefault(node.device, set()).update(range(first_cut + 1, last_cut + 1))
+    own = [*range(1, first_cut + 1), *range(last_cut + 1, num_layers + 1)]
+    for group in cluster.data_owners:
+        needs.setdefault(group.device, set()).update(own)
+    return {d: sorted(ls) for d, ls in needs.items()}
 
 
 def node_swap_ms(profile: Profile, cluster: Cluster, name: str, first: int, last: int) -> float:
@@ -140,7 +180,9 @@ def pipeline_costs(
         fwd, bwd = span(node.device, first, last, node.slowdown)
         extra = overhead(node.device, node.slowdown)
         swap = node_swap_ms(profile, cluster, name, first, last)
-        node_costs.append(NodeCosts(name, first, last, fwd + extra + swap, bwd + extra, swap))
+        node_costs.append(
+            NodeCosts(name, first, last, fwd + extra + swap, bwd + extra, swap, node.host)
+        )
     hops = []
     for a, b, (_, last) in zip(names, names[1:], middle, strict=False):
         bps, lat = cluster.link(a, b)
@@ -158,8 +200,10 @@ def pipeline_costs(
         f_fwd, f_bwd = span(group.device, *first_part, group.slowdown)
         l_fwd, l_bwd = span(group.device, *last_part, group.slowdown)
         extra = overhead(group.device, group.slowdown)
-        up = cluster.link(group_name, names[0])
-        down = cluster.link(group_name, names[-1])
+        up = cluster.owner_link(group_name, names[0])
+        down = cluster.owner_link(group_name, names[-1])
+        to_aggregator = cluster.owner_link(group_name, AGGREGATOR)
+        uplink = cluster.uplink(group_name)
         act0, actn = out_bytes(first_part[1]), out_bytes(middle[-1][1])
         owners.append(
             OwnerCosts(
@@ -172,15 +216,21 @@ def pipeline_costs(
                 down_act_ms=transfer_ms(actn, *down),
                 up_grad_ms=transfer_ms(actn, *down),
                 down_grad_ms=transfer_ms(act0, *up),
-                upload_model_ms=transfer_ms(model_bytes, group.link_bps, group.link_latency_s),
-                download_model_ms=transfer_ms(model_bytes, group.link_bps, group.link_latency_s),
+                upload_model_ms=transfer_ms(model_bytes, *to_aggregator),
+                download_model_ms=transfer_ms(model_bytes, *to_aggregator),
+                uplink=uplink.name if uplink is not None else None,
+                first_latency_ms=1000.0 * up[1],
+                last_latency_ms=1000.0 * down[1],
+                model_latency_ms=1000.0 * to_aggregator[1],
             )
         )
     t = cluster.training
+    used_hosts = {n.host for n in node_costs}
     return PipelineCosts(
         owners=tuple(owners),
         nodes=tuple(node_costs),
         hops=tuple(hops),
         batches_per_round=t.local_epochs * t.batches_per_epoch,
         aggregation_ms=aggregator_ms,
+        host_cores={h: c for h, c in cluster.host_cores().items() if h in used_hosts},
     )

@@ -4,7 +4,10 @@ The runtime's emulation mode follows the same rules, so the two can be compared 
 
 - Each data owner has one batch in flight: batch b+1 starts when batch b's first-part backward ends.
   Its own compute (first-part forward, last part, first-part backward, each times its straggler
-  factor) and its own link transfers (full duplex, never shared) are plain delays.
+  factor) and its own link transfers (full duplex) are plain delays, unless its group sits behind
+  a shared ``uplink``: then its transfers take turns with those of every owner behind that uplink,
+  one at a time per direction in hand-over order (like a compute-to-compute link); the uplink's
+  rate caps each transfer's and its latency adds to each.
 - A compute node runs one task (forward or backward of its part) at a time, picked from its queue by
   the policy: ``fifo`` (earliest arrival first) or ``backward-first`` (any backward task before any
   forward task, earliest arrival first within a kind). A node given an ``Order`` runs exactly that
@@ -14,13 +17,18 @@ The runtime's emulation mode follows the same rules, so the two can be compared 
   hand-over order; a link's latency is added after the transfer without occupying the link.
 - Simultaneous events are all applied before any node or link picks its next job; ties in a queue
   go to the lower data-owner index.
-- Optionally (``cores``) every role computes on one shared host, as in-process runs do: a task (a
-  compute node's, or a data owner's own compute) starts only when one of the host's cores is free;
-  waiting tasks get cores in the order they became ready (ties: the compute nodes' in node order,
-  then the data owners'). The in-process engine's cooperative scheduling is ``cores=1``.
-- When every data owner has run r*B batches, each uploads its first and last part (in parallel), the
-  aggregator averages once all uploads are in, then each downloads (in parallel). Round time is the
-  end of the last download. Compute nodes average their own instances at no cost.
+- Compute nodes that name the same ``host`` share its cores: a task starts only when one of the
+  host's cores is free (a core runs one task at its profiled time); waiting tasks get cores in the
+  order they became ready (ties: node order). Optionally (``cores``) every role computes on one
+  shared host instead, as in-process runs do, data owners' own compute included (ties: the compute
+  nodes' first). The in-process engine's cooperative scheduling is ``cores=1``.
+- When every data owner has run r*B batches, each uploads its first and last part (in parallel,
+  but one after another behind a shared uplink), the aggregator averages once all uploads are in,
+  then each downloads (likewise). Round time is the end of the last download. Compute nodes average
+  their own instances at no cost.
+- Straggler analysis: every role's busy time (a compute node's tasks; a data owner's own compute
+  and its own link; a link's transfers) over the round is its utilization; the role busy the
+  longest bounds the round (no role can finish its work faster than its busy time).
 
 The trace is in the runtime's words (``mpsl.tasks``): a data owner's own compute on ``owner1``..,
 its link on ``owner1.link``.., hops on ``a->b``, compute nodes under the cluster's node names.
@@ -36,7 +44,7 @@ from typing import Any
 
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
-from mpsl.estimate.costs import PipelineCosts, pipeline_costs
+from mpsl.estimate.costs import OwnerCosts, PipelineCosts, pipeline_costs
 from mpsl.profile.format import Profile
 from mpsl.tasks import (
     AGGREGATOR,
@@ -73,6 +81,26 @@ class LinkStats:
 
 
 @dataclass(frozen=True)
+class HostStats:
+    """A shared host over one round: its compute nodes' busy time per core."""
+
+    name: str  # "host <name>"; "host" for --shared-cores (every role on one host)
+    busy_ms: float  # busy time of the tasks it ran / its cores
+    cores: int
+
+
+@dataclass(frozen=True)
+class OwnerStats:
+    """A data owner over one round: its own compute, and its own link (unless shared)."""
+
+    name: str
+    compute_ms: float
+    link_ms: float  # transfers on its own link; 0 behind a shared uplink (see the uplink's stats)
+    utilization: float  # (compute + link) / round time
+    finish_ms: float  # when its last batch ended
+
+
+@dataclass(frozen=True)
 class SimResult:
     """Simulated round: its time, its phases and what each node and link did."""
 
@@ -84,6 +112,8 @@ class SimResult:
     links: tuple[LinkStats, ...]
     owner_finish_ms: tuple[float, ...]
     trace: tuple[TaskRecord, ...] = ()  # seconds from the start of the round
+    owners: tuple[OwnerStats, ...] = ()
+    hosts: tuple[HostStats, ...] = ()
 
     @property
     def round_s(self) -> float:
@@ -93,6 +123,22 @@ class SimResult:
     def terms(self) -> dict[str, float]:
         """The simulated phases in milliseconds, like a closed-form estimate's terms."""
         return {"training": self.training_ms, "aggregation": self.aggregation_ms}
+
+    def busy(self) -> dict[str, float]:
+        """Busy milliseconds of every role: compute nodes, data owners (own compute and own
+        link), links (compute-to-compute and shared uplinks), shared hosts (per core)."""
+        out = {n.name: n.busy_ms for n in self.nodes}
+        out.update({o.name: o.compute_ms + o.link_ms for o in self.owners})
+        out.update({ln.name: ln.busy_ms for ln in self.links})
+        out.update({h.name: h.busy_ms for h in self.hosts})
+        return out
+
+    def bottleneck(self) -> tuple[str, float]:
+        """(role, busy share of the training phase) of the role busy longest: the one that
+        bounds the round (ties: the first in busy()'s order)."""
+        busy = self.busy()
+        name = max(busy, key=lambda r: busy[r])
+        return name, busy[name] / self.training_ms if self.training_ms > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +174,7 @@ class _Resource:
         self.max_queue = 0
         self.area = 0.0  # integral of queue length over time
         self.last_change = 0.0
+        self.idle_since = 0.0  # when its last job ended
         self.in_flight = 0  # batches holding saved activations here (compute nodes)
         self.max_in_flight = 0
 
@@ -148,10 +195,25 @@ class _Resource:
         return heapq.heappop(self.queue)
 
 
+def _transfer(link: str, kind: TaskKind, ms: float, latency: float, shared: int | None) -> _Stage:
+    """A data owner's transfer: a plain delay on its own link, or a job on a shared uplink (whose
+    latency delays delivery without occupying it)."""
+    if shared is None:
+        return _Stage(link, kind, ms)
+    return _Stage(link, kind, ms - latency, shared, latency)
+
+
+def uplink_names(c: PipelineCosts) -> list[str]:
+    """The shared uplinks of ``c``'s data owners, in order of first use."""
+    return list(dict.fromkeys(o.uplink for o in c.owners if o.uplink is not None))
+
+
 def _routes(c: PipelineCosts, factors: list[float], latency: list[float]) -> list[list[_Stage]]:
     """The stages every batch of each data owner goes through, in order (resources: nodes
-    0..N-1, then forward links 0..N-2, then backward links 0..N-2)."""
+    0..N-1, then forward links 0..N-2, then backward links 0..N-2, then each shared uplink's up
+    and down direction)."""
     n = len(c.nodes)
+    uplinks = uplink_names(c)
     owners = [o for o in c.owners for _ in range(o.count)]
     fwd = [_Stage(x.name, TaskKind.FWD, x.fwd_ms, i) for i, x in enumerate(c.nodes)]
     bwd = [_Stage(x.name, TaskKind.BWD, x.bwd_ms, i) for i, x in enumerate(c.nodes)]
@@ -165,15 +227,20 @@ def _routes(c: PipelineCosts, factors: list[float], latency: list[float]) -> lis
     routes = []
     for k, (o, f) in enumerate(zip(owners, factors, strict=True)):
         me, link = owner_endpoint(k), owner_link(k)
+        up = down = None  # a private link: its transfers are plain delays
+        if o.uplink is not None:
+            up = 3 * n - 2 + 2 * uplinks.index(o.uplink)
+            down = up + 1
+        first_lat, last_lat = o.first_latency_ms, o.last_latency_ms
         routes.append([
             _Stage(me, TaskKind.FIRST_FWD, o.first_fwd_ms * f),
-            _Stage(link, TaskKind.UP_ACT, o.up_act_ms),
+            _transfer(link, TaskKind.UP_ACT, o.up_act_ms, first_lat, up),
             *middle_fwd,
-            _Stage(link, TaskKind.DOWN_ACT, o.down_act_ms),
+            _transfer(link, TaskKind.DOWN_ACT, o.down_act_ms, last_lat, down),
             _Stage(me, TaskKind.LAST, o.last_ms * f),
-            _Stage(link, TaskKind.UP_GRAD, o.up_grad_ms),
+            _transfer(link, TaskKind.UP_GRAD, o.up_grad_ms, last_lat, up),
             *middle_bwd,
-            _Stage(link, TaskKind.DOWN_GRAD, o.down_grad_ms),
+            _transfer(link, TaskKind.DOWN_GRAD, o.down_grad_ms, first_lat, down),
             _Stage(me, TaskKind.FIRST_BWD, o.first_bwd_ms * f),
         ])  # fmt: skip
     return routes
@@ -186,7 +253,18 @@ class _Simulation:
                  trace: bool, cores: int | None = None,
                  orders: Mapping[int, Order] | None = None) -> None:  # fmt: skip
         self.c = costs
-        self.free_cores = cores  # None: every role has its own device
+        n = len(costs.nodes)
+        # Free cores of each shared host; which host each compute node and the data owners'
+        # own compute use (None: a device of its own).
+        self.free: list[int]
+        self.node_pool: list[int | None]
+        self.owner_pool: int | None = None
+        if cores is not None:  # every role on one host
+            self.free, self.node_pool, self.owner_pool = [cores], [0] * n, 0
+        else:
+            hosts = list(costs.host_cores)
+            self.free = [costs.host_cores[h] for h in hosts]
+            self.node_pool = [hosts.index(x.host) if x.host else None for x in costs.nodes]
         # data owners' own compute waiting for a core: (ready time, seq, owner, batch, stage)
         self.host_queue: list[tuple[float, int, int, int, int]] = []
         self.policy = policy
@@ -199,6 +277,8 @@ class _Simulation:
         self.resources = [_Resource(x, (orders or {}).get(i)) for i, x in enumerate(names)]
         self.resources += [_Resource(hop_link(a, b)) for a, b in pairs]
         self.resources += [_Resource(hop_link(b, a)) for a, b in pairs]
+        for name in uplink_names(costs):
+            self.resources += [_Resource(f"{name}.up"), _Resource(f"{name}.down")]
         # (time, seq, done, owner, batch, stage); done: the stage's job on its resource ended
         self.events: list[tuple[float, int, bool, int, int, int]] = []
         self.seq = itertools.count()
@@ -253,7 +333,7 @@ class _Simulation:
             return
         stage = route[s]
         # (Work of no time needs no core: it ends at once, before anyone picks a next job.)
-        if stage.resource is None and self.free_cores is not None and stage.computes and stage.ms:
+        if stage.resource is None and self.owner_pool is not None and stage.computes and stage.ms:
             heapq.heappush(self.host_queue, (now, next(self.seq), k, b, s))
         elif stage.resource is None:
             self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
@@ -268,13 +348,14 @@ class _Simulation:
 
     def job_done(self, now: float, k: int, b: int, s: int) -> None:
         stage = self.routes[k][s]
-        if self.free_cores is not None and stage.computes:
-            self.free_cores += 1
+        pool = self.pool(stage)
+        if pool is not None:
+            self.free[pool] += 1
         if stage.resource is None:  # a data owner's own compute, on a shared core
             self.enter(now, k, b, s + 1)
             return
         res = self.resources[stage.resource]
-        res.busy = False
+        res.busy, res.idle_since = False, now
         # A batch holds its saved activations at a node from its forward to its backward.
         if stage.kind is TaskKind.FWD:
             res.in_flight += 1
@@ -286,15 +367,23 @@ class _Simulation:
         else:
             self.enter(now, k, b, s + 1)
 
+    def pool(self, stage: _Stage) -> int | None:
+        """The shared host whose core a computing stage holds (None: none)."""
+        if not stage.computes:
+            return None
+        if stage.resource is None:
+            return self.owner_pool
+        return self.node_pool[stage.resource]
+
     def dispatch(self, now: float) -> None:
-        """Every idle node and link with work waiting starts its next job (with a shared host,
+        """Every idle node and link with work waiting starts its next job (on a shared host,
         compute starts only as cores allow)."""
         n = len(self.c.nodes)
         for i, res in enumerate(self.resources):
-            if not res.busy and res.ready() and (self.free_cores is None or i >= n):
+            if not res.busy and res.ready() and (i >= n or self.node_pool[i] is None):
                 self.start(now, res)
-        if self.free_cores is not None:
-            self.share_cores(now, n)
+        for pool in range(len(self.free)):
+            self.share_cores(now, n, pool)
         for res in self.resources:
             # Counted once jobs have started: a task that finds its resource idle never waits.
             res.max_queue = max(res.max_queue, len(res.queue))
@@ -303,21 +392,22 @@ class _Simulation:
         *_, k, _, b, s = res.pop(now)
         stage = self.routes[k][s]
         res.busy, res.busy_ms, res.jobs = True, res.busy_ms + stage.ms, res.jobs + 1
-        self.record(res.name, k, b, stage.kind, now, now + stage.ms)
+        self.record(stage.node, k, b, stage.kind, now, now + stage.ms)
         self.at(now + stage.ms, True, k, b, s)
 
-    def share_cores(self, now: float, n: int) -> None:
-        """Free cores go to waiting compute, the earliest ready first."""
-        assert self.free_cores is not None
-        while self.free_cores > 0:
-            # (ready time, tie, node index or -1 for a data owner's compute)
-            ready = [(res.queue[0][1], i, i) for i, res in enumerate(self.resources[:n])
-                     if not res.busy and res.ready()]  # fmt: skip
-            if self.host_queue:
+    def share_cores(self, now: float, n: int, pool: int) -> None:
+        """Free cores of host ``pool`` go to its waiting compute, the earliest ready first."""
+        while self.free[pool] > 0:
+            # (ready time, tie, node index or -1 for a data owner's compute). A node's next task
+            # asks for a core once it arrived and the node finished its previous one.
+            ready = [(max(res.queue[0][1], res.idle_since), i, i)
+                     for i, res in enumerate(self.resources[:n])
+                     if self.node_pool[i] == pool and not res.busy and res.ready()]  # fmt: skip
+            if self.host_queue and self.owner_pool == pool:
                 ready.append((self.host_queue[0][0], n, -1))
             if not ready:
                 return
-            self.free_cores -= 1
+            self.free[pool] -= 1
             *_, which = min(ready)
             if which >= 0:
                 self.start(now, self.resources[which])
@@ -330,15 +420,26 @@ class _Simulation:
     def aggregate(self, training: float) -> float:
         """Round end: parallel uploads, averaging once all are in, parallel downloads."""
         owners = [o for o in self.c.owners for _ in range(o.count)]
-        ups = [training + o.upload_model_ms for o in owners]
-        for k, end in enumerate(ups):
-            self.record(owner_link(k), k, -1, TaskKind.UPLOAD, training, end)
+        ups = self.moves(training, owners, TaskKind.UPLOAD)
         averaged = max(ups) + self.c.aggregation_ms
         self.record(AGGREGATOR, -1, -1, TaskKind.AGGREGATE, max(ups), averaged)
-        downs = [averaged + o.download_model_ms for o in owners]
-        for k, end in enumerate(downs):
-            self.record(owner_link(k), k, -1, TaskKind.DOWNLOAD, averaged, end)
-        return max(downs)
+        return max(self.moves(averaged, owners, TaskKind.DOWNLOAD))
+
+    def moves(self, start: float, owners: list[OwnerCosts], kind: TaskKind) -> list[float]:
+        """When each owner's model upload (or download) from ``start`` arrives: at once on its own
+        link, one after another in owner order behind a shared uplink."""
+        free: dict[str, float] = {}
+        ends = []
+        for k, o in enumerate(owners):
+            ms = o.upload_model_ms if kind is TaskKind.UPLOAD else o.download_model_ms
+            begin = start
+            if o.uplink is not None:
+                lat = min(o.model_latency_ms, ms)
+                begin = free.get(o.uplink, start)
+                free[o.uplink] = begin + ms - lat
+            self.record(owner_link(k), k, -1, kind, begin, begin + ms)
+            ends.append(begin + ms)
+        return ends
 
 
 def simulate(
@@ -405,6 +506,24 @@ def simulate(
         for x in sim.resources[:n]
     )
     links = tuple(LinkStats(x.name, x.busy_ms, x.jobs) for x in sim.resources[n:])
+    owners = []
+    rb = costs.batches_per_round
+    for k, route in enumerate(sim.routes):
+        compute = rb * sum(st.ms for st in route if st.resource is None and st.computes)
+        link = rb * sum(st.ms for st in route if st.resource is None and not st.computes)
+        owners.append(
+            OwnerStats(
+                name=owner_endpoint(k),
+                compute_ms=compute,
+                link_ms=link,
+                utilization=(compute + link) / round_ms if round_ms > 0 else 0.0,
+                finish_ms=sim.finish[k],
+            )
+        )
+    hosts = tuple(
+        HostStats(name, busy / cores, cores)
+        for name, busy, cores in _host_busy(costs, nodes, owners, cores)
+    )
     return SimResult(
         round_ms=round_ms,
         training_ms=training,
@@ -414,7 +533,26 @@ def simulate(
         links=links,
         owner_finish_ms=tuple(sim.finish),
         trace=sim.trace(),
+        owners=tuple(owners),
+        hosts=hosts,
     )
+
+
+def _host_busy(
+    costs: PipelineCosts,
+    nodes: Sequence[NodeStats],
+    owners: Sequence[OwnerStats],
+    cores: int | None,
+) -> list[tuple[str, float, int]]:
+    """(role name, busy ms of all its tasks, cores) of each shared host."""
+    if cores is not None:
+        work = sum(n.busy_ms for n in nodes) + sum(o.compute_ms for o in owners)
+        return [("host", work, cores)]
+    return [
+        (f"host {h}", sum(n.busy_ms for n, x in zip(nodes, costs.nodes, strict=True)
+                          if x.host == h), c)
+        for h, c in costs.host_cores.items()
+    ]  # fmt: skip
 
 
 def _check_orders(costs: PipelineCosts, policy: QueuePolicy, orders: Mapping[int, Order]) -> None:

@@ -6,6 +6,7 @@ other callers (reports, benchmarks) get the same numbers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,11 +21,12 @@ from mpsl.estimate.closed_form import (
     on_device_fedavg,
     sequential_sl,
 )
-from mpsl.estimate.costs import PipelineCosts, pipeline_costs
+from mpsl.estimate.costs import PipelineCosts, pipeline_costs, timing_needs
 from mpsl.estimate.memory import memory_by_role
-from mpsl.estimate.simulate import hop_latencies_ms, simulate
+from mpsl.estimate.simulate import hop_latencies_ms, simulate, uplink_names
 from mpsl.profile.format import Profile
-from mpsl.tasks import QueuePolicy, TaskRecord
+from mpsl.profile.impute import Imputation, Imputed, complete, imputed_json
+from mpsl.tasks import QueuePolicy, TaskRecord, hop_link
 
 
 class Method(StrEnum):
@@ -73,6 +75,16 @@ class GroupEstimate:
 
 
 @dataclass(frozen=True)
+class RoleLoad:
+    """One role over a round: a compute node, a data owner (its own compute and own link), a
+    link between compute nodes or a shared uplink. Busy time is its work, however it is ordered."""
+
+    name: str
+    busy_ms: float
+    utilization: float  # busy / round time
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Everything ``mpsl estimate`` reports; times in milliseconds (JSON form: seconds)."""
 
@@ -86,6 +98,15 @@ class Estimate:
     links: dict[str, tuple[float, int]] = field(default_factory=dict)  # busy ms, transfers
     baselines: dict[str, RoundEstimate | str] = field(default_factory=dict)  # str: why missing
     trace: tuple[TaskRecord, ...] = ()  # simulation only; seconds from the start of the round
+    imputed: tuple[Imputed, ...] = ()  # profile timings estimated, not measured
+    training_ms: float = 0.0  # the r local epochs of every data owner: the papers' epoch time
+    aggregation_ms: float = 0.0  # upload, averaging, download after training
+    roles: tuple[RoleLoad, ...] = ()  # the busiest first
+
+    @property
+    def bound(self) -> RoleLoad | None:
+        """The role busy longest: it bounds the round (nothing ends before its work does)."""
+        return self.roles[0] if self.roles else None
 
     @property
     def round_s(self) -> float:
@@ -98,6 +119,8 @@ class Estimate:
             "method": self.method.value,
             "cuts": list(self.cuts),
             "round_s": self.round_s,
+            "epoch_s": self.training_ms / 1000.0,
+            "aggregation_s": self.aggregation_ms / 1000.0,
             "terms": {k: v / 1000.0 for k, v in self.terms.items()},
             "memory_bytes": {n.name: n.memory_bytes for n in self.nodes},
             "fits": {n.name: n.fits for n in self.nodes},
@@ -114,6 +137,18 @@ class Estimate:
             out["links"] = {
                 name: {"busy_s": busy / 1000.0, "transfers": count}
                 for name, (busy, count) in self.links.items()
+            }
+        out["imputed"] = imputed_json(self.imputed)
+        out["roles"] = {
+            r.name: {"busy_s": r.busy_ms / 1000.0, "utilization": r.utilization} for r in self.roles
+        }
+        bound = self.bound
+        if bound is not None:
+            share = bound.busy_ms / self.training_ms if self.training_ms else 0.0
+            out["bound"] = {
+                "role": bound.name,
+                "busy_s": bound.busy_ms / 1000.0,
+                "share_of_epoch": share,
             }
         if self.baselines:
             out["baselines"] = {
@@ -140,6 +175,37 @@ def baselines(
     return result
 
 
+def closed_form_busy(costs: PipelineCosts) -> dict[str, float]:
+    """Busy ms of every role over a round, from the per-batch costs alone: a data-owner group's
+    entry is each of its owners' (own compute and own link), a shared uplink carries all its
+    owners' transfers; in the simulation's words (``SimResult.busy``)."""
+    k, rb = costs.num_owners, costs.batches_per_round
+    busy = {n.name: rb * k * (n.fwd_ms + n.bwd_ms) for n in costs.nodes}
+    for o in costs.owners:
+        compute = o.first_fwd_ms + o.last_ms + o.first_bwd_ms
+        link = o.up_act_ms + o.down_act_ms + o.up_grad_ms + o.down_grad_ms
+        busy[o.name] = rb * (compute + (0.0 if o.uplink else link))
+        if o.uplink is not None:
+            up = o.up_act_ms + o.up_grad_ms - o.first_latency_ms - o.last_latency_ms
+            down = o.down_act_ms + o.down_grad_ms - o.first_latency_ms - o.last_latency_ms
+            for name, ms in ((f"{o.uplink}.up", up), (f"{o.uplink}.down", down)):
+                busy[name] = busy.get(name, 0.0) + rb * o.count * ms
+    for host, cores in costs.host_cores.items():
+        on = [n for n in costs.nodes if n.host == host]
+        busy[f"host {host}"] = sum(busy[n.name] for n in on) / cores
+    names = [n.name for n in costs.nodes]
+    for (a, b), h in zip(itertools.pairwise(names), costs.hops, strict=True):
+        busy[hop_link(a, b)] = rb * k * h.act_ms
+        busy[hop_link(b, a)] = rb * k * h.grad_ms
+    return busy
+
+
+def role_loads(busy: Mapping[str, float], round_ms: float) -> tuple[RoleLoad, ...]:
+    """Every role's load, the busiest first (ties: the order given)."""
+    order = sorted(busy, key=lambda r: -busy[r])
+    return tuple(RoleLoad(r, busy[r], busy[r] / round_ms if round_ms > 0 else 0.0) for r in order)
+
+
 def estimate(
     profile: Profile,
     cluster: Cluster,
@@ -153,11 +219,14 @@ def estimate(
     with_baselines: bool = False,
     trace: bool = False,
     shared_cores: int | None = None,
+    imputation: Imputation | None = None,
+    source: str = "cluster",
 ) -> Estimate:
     """Predict one round of ``cuts`` on ``cluster``: time, per-node load and memory.
 
     ``shared_cores``: the simulation puts every role on one host with this many cores (an
-    in-process ``mpsl run``, whose roles take turns: 1)."""
+    in-process ``mpsl run``, whose roles take turns: 1). ``imputation``: how to fill timings the
+    profile lacks (default: refuse them, naming them)."""
     try:
         how = Method(method)
     except ValueError:
@@ -172,7 +241,17 @@ def estimate(
             "use method 'sim'",
             field="method",
         )
+    profile.require_devices(cluster.devices(), source)
+    needs = timing_needs(cluster, cuts, profile.num_layers, nodes)
+    profile, imputed = complete(profile, needs, imputation, source)
     costs = pipeline_costs(profile, cluster, cuts, nodes, aggregator_ms=aggregator_ms)
+    shared = sorted(costs.host_cores) + uplink_names(costs)
+    if how is Method.CLOSED and shared:
+        raise ConfigError(
+            f"{source}: shared hosts and uplinks ({', '.join(shared)}) make tasks wait for each "
+            "other, which the closed form does not model; use method 'sim'",
+            field="method",
+        )
     k, rb = costs.num_owners, costs.batches_per_round
     scale = cluster.training.batch_size / profile.batch_size
     budgets = {n.name: cluster.node(n.name).memory_budget_bytes for n in costs.nodes}
@@ -183,6 +262,8 @@ def estimate(
     if how is Method.CLOSED:
         est = multihop(costs)
         round_ms, terms = est.round_ms, dict(est.terms)
+        aggregation = terms["aggregation"]
+        role_busy = closed_form_busy(costs)
         busy = [rb * k * (n.fwd_ms + n.bwd_ms) for n in costs.nodes]
         queues: list[tuple[int | None, float | None, int | None]] = [(None, None, None)] * len(
             costs.nodes
@@ -204,6 +285,8 @@ def estimate(
             cores=shared_cores,
         )
         round_ms, terms = sim.round_ms, sim.terms()
+        aggregation = sim.aggregation_ms
+        role_busy = sim.busy()
         busy = [n.busy_ms for n in sim.nodes]
         queues = [(n.max_queue, n.mean_queue, n.max_in_flight) for n in sim.nodes]
         links = {ln.name: (ln.busy_ms, ln.transfers) for ln in sim.links}
@@ -239,4 +322,8 @@ def estimate(
         links=links,
         baselines=baselines(costs, profile, cluster) if with_baselines else {},
         trace=records,
+        imputed=imputed,
+        training_ms=round_ms - aggregation,
+        aggregation_ms=aggregation,
+        roles=role_loads(role_busy, round_ms),
     )

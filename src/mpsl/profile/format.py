@@ -108,7 +108,8 @@ class Profile(BaseModel):
             known = ", ".join(self.devices()) or "none"
             raise FormatError(
                 f"profile of {self.model} has no timing for layer {layer} ({lp.name}) on device "
-                f"'{device}'; devices in this profile: {known}"
+                f"'{device}'; devices in this profile: {known}; profile it, or estimate it with "
+                "--impute ratio (docs/profile.md)"
             )
         return lp.ms[device]
 

@@ -12,10 +12,15 @@ Sleeping threads wake late (~0.1 ms on a busy machine, more when the machine sta
 timeline that lateness is absorbed by the next wait instead of adding up along the pipeline, so an
 emulated run follows the deployment it emulates rather than the emulating machine's thread
 scheduling.
+
+Devices of compute nodes on one machine share a ``SharedHost``: a task holds one of its cores for
+its profiled time, so co-located nodes' tasks wait for each other as on the real machine.
 """
 
 from __future__ import annotations
 
+import bisect
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +30,46 @@ from mpsl.runtime.clock import Timeline
 from mpsl.tasks import TaskKind
 
 T = TypeVar("T")
+
+
+class SharedHost:
+    """A machine whose ``cores`` run one emulated task each at a time, shared by devices.
+
+    On the emulated timeline every core keeps its busy intervals, and a task takes the earliest
+    gap of its length from its own start on any core. Filling gaps (rather than queueing behind the
+    last claim) keeps a task that was ready earlier from waiting behind one that merely claimed its
+    core first: role threads need not call in emulated order. Without a timeline the cores are a
+    semaphore held while the task runs.
+    """
+
+    def __init__(self, name: str, cores: int = 1) -> None:
+        if cores < 1:
+            raise ValueError(f"host {name} needs at least one core; got {cores}")
+        self.name, self.cores = name, cores
+        self._lock = threading.Lock()
+        self._busy: list[list[tuple[float, float]]] = [[] for _ in range(cores)]
+        self.slots = threading.BoundedSemaphore(cores)
+
+    @staticmethod
+    def _fit(busy: list[tuple[float, float]], start: float, duration: float) -> float:
+        """Earliest start >= ``start`` of a ``duration`` gap among sorted, disjoint intervals."""
+        i = bisect.bisect_right(busy, (start, float("inf"))) - 1
+        i = max(i, 0)
+        for a, b in busy[i:]:
+            if b <= start:
+                continue
+            if a >= start + duration:
+                break
+            start = b
+        return start
+
+    def claim(self, start: float, duration: float) -> float:
+        """Reserve a core for ``duration`` seconds from ``start`` on; returns when it begins."""
+        with self._lock:
+            fits = [self._fit(busy, start, duration) for busy in self._busy]
+            core = min(range(self.cores), key=lambda c: fits[c])
+            bisect.insort(self._busy[core], (fits[core], fits[core] + duration))
+            return fits[core]
 
 
 @dataclass
@@ -41,6 +86,7 @@ class Device:
     compute: bool = True
     slowdown: float = 1.0
     clock: Timeline | None = None  # the run's emulated time (the engine's), when links emulate
+    host: SharedHost | None = None  # a machine it shares with other devices
     _late_s: float = field(default=0.0, repr=False)
 
     @property
@@ -59,12 +105,25 @@ class Device:
         clock = self.clock
         if clock is not None and clock.kept:
             # Real work that overran the profile makes the task as long as the work.
-            end = clock.begin(kind, start) + max(duration, spent)
+            length = max(duration, spent)
+            begin = clock.begin(kind, start)
+            if self.host is not None:
+                begin = self.host.claim(begin, length)
+            end = begin + length
             clock.advance(end)
             remaining = end - time.perf_counter()
             if remaining > 0:
                 time.sleep(remaining)
             return result
+        if self.host is not None:
+            with self.host.slots:
+                self._pad(start, spent, duration)
+        else:
+            self._pad(start, spent, duration)
+        return result
+
+    def _pad(self, start: float, spent: float, duration: float) -> None:
+        """Sleep until the task has lasted ``duration`` (real time, lateness carried over)."""
         target = duration - self._late_s
         remaining = target - spent
         if remaining > 0:
@@ -72,7 +131,6 @@ class Device:
             self._late_s = max(0.0, time.perf_counter() - start - target)
         else:
             self._late_s = 0.0  # the real work overran the profile: no wake-up lateness to repay
-        return result
 
 
 REAL = Device()

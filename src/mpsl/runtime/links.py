@@ -1,12 +1,14 @@
 """Emulated links: the engine's network emulator for role threads of one process.
 
 A link model delays each delivery (emulated rate and latency, one transfer at a time per directed
-link), so the same roles run as a faithful emulation of a slow network. Every delivery carries
-the time it was due in the emulated deployment, which the receiving role's emulated device starts
-from (``clock.Timeline``, the engine's), so thread wake-up lateness neither delays transfers nor
-adds up along the pipeline; and a task message is handed over only once no role can still send an
-earlier-due one, so every queue sees its tasks in emulated arrival order even when the machine
-stalls a thread. The engine uses it in place of ``transport.InProcessTransport`` when it emulates.
+link; transfers that name the same ``channel``, e.g. the owners behind one shared uplink, take
+turns on it instead of on their own links), so the same roles run as a faithful emulation of a slow
+network. Every delivery carries the time it was due in the emulated deployment, which the
+receiving role's emulated device starts from (``clock.Timeline``, the engine's), so thread wake-up
+lateness neither delays transfers nor adds up along the pipeline; and a task message is handed over
+only once no role can still send an earlier-due one, so every queue sees its tasks in emulated
+arrival order even when the machine stalls a thread. The engine uses it in place of
+``transport.InProcessTransport`` when it emulates.
 """
 
 from __future__ import annotations
@@ -19,14 +21,25 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from mpsl.errors import TransportTimeout
 from mpsl.runtime.clock import Timeline
 from mpsl.runtime.messages import Kind, Message
 
-# (sender, dest, message) -> (bits per second, latency seconds, bytes on the wire), or None for
+
+class Transfer(NamedTuple):
+    """How one message crosses: rate, latency, bytes, and the directed link it occupies."""
+
+    bps: float
+    latency_s: float
+    nbytes: int
+    channel: tuple[str, str] | None = None  # default: the (sender, dest) link of its own
+
+
+# (sender, dest, message) -> its Transfer (or a (bps, latency s, bytes) tuple), or None for
 # instantaneous delivery. It sees the message so that emulation can size what is not materialised.
-LinkModel = Callable[[str, str, Message], tuple[float, float, int] | None]
+LinkModel = Callable[[str, str, Message], Transfer | tuple[float, float, int] | None]
 
 TASKS = (Kind.ACTIVATION, Kind.GRADIENT)
 
@@ -100,11 +113,12 @@ class EmulatedLinks:
             if link is None:
                 self._put(dest, now, next(self._seq), msg)
                 return
-            bps, latency, nbytes = link
+            bps, latency, nbytes, channel = Transfer(*link)
+            key = channel or (msg.sender, dest)
             # A directed link carries one transfer at a time, in the order handed to it.
-            start = max(now, self._link_free_at[(msg.sender, dest)])
+            start = max(now, self._link_free_at[key])
             end = start + nbytes * 8.0 / bps
-            self._link_free_at[(msg.sender, dest)] = end
+            self._link_free_at[key] = end
             heapq.heappush(self._pending, (end + latency, next(self._seq), dest, msg))
             self._wake.notify()
 

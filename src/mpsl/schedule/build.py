@@ -5,16 +5,19 @@ nodes. A slowdown multiplies the times of its device (the group's for parts 1 an
 part 2); links are ``Cluster.link(group, node)`` (the group's rate unless a link override names the
 pair), and each message also pays the link latency. A helper's capacity is its ``memory_bytes``.
 The profile must be measured at the cluster's batch size: times do not scale linearly with it.
+Timings the profile lacks are refused unless an ``Imputation`` is given (``mpsl.profile.impute``);
+the imputed entries are returned with the scenario.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
+from mpsl.estimate.costs import span_needs
 from mpsl.profile.format import Profile
+from mpsl.profile.impute import Imputation, Imputed, complete
 from mpsl.schedule.parts import (
     OwnerSide,
     assemble,
@@ -26,13 +29,16 @@ from mpsl.schedule.parts import (
 )
 from mpsl.schedule.scenario import Scenario
 
-log = logging.getLogger(__name__)
-
 
 def from_cluster(
-    profile: Profile, cluster: Cluster, cuts: Sequence[int], source: str = "cluster"
-) -> Scenario:
-    """The scheduling scenario of ``cluster`` training ``profile``'s model cut at ``cuts``."""
+    profile: Profile,
+    cluster: Cluster,
+    cuts: Sequence[int],
+    source: str = "cluster",
+    imputation: Imputation | None = None,
+) -> tuple[Scenario, tuple[Imputed, ...]]:
+    """The scheduling scenario of ``cluster`` training ``profile``'s model cut at ``cuts``, and
+    the timings imputed for it."""
     profile.require_devices(cluster.devices(), source)
     if cluster.training.batch_size != profile.batch_size:
         raise ConfigError(
@@ -42,18 +48,10 @@ def from_cluster(
             field="training.batch_size",
             source=source,
         )
-    p1, p2, p3 = part_ranges(profile, cuts)
+    _, p2, _ = part_ranges(profile, cuts)  # checks the cuts before anything reads them
+    needs = span_needs(cluster, cuts[0], cuts[1], profile.num_layers)
+    profile, imputed = complete(profile, needs, imputation, source)
     nodes = cluster.compute_nodes
-    roles = [(g.device, [*p1, *p3]) for g in cluster.data_owners]
-    roles += [(n.device, list(p2)) for n in nodes]
-    for device, layers in dict(roles).items():
-        missing = [i for i in layers if device not in profile.layers[i - 1].ms]
-        if missing:
-            log.warning(
-                "%s did not measure layers %s of %s; their times are estimated from a comparable "
-                "device (docs/schedule.md)",
-                device, ",".join(map(str, missing)), profile.model,
-            )  # fmt: skip
     helpers = [part_time(profile, n.device, p2).scaled(n.slowdown) for n in nodes]
     owners: list[OwnerSide] = []
     owner_names: list[str] = []
@@ -69,7 +67,7 @@ def from_cluster(
             bps.append([rate for rate, _ in links])
             latency.append([lat for _, lat in links])
     demand = helper_demand_bytes(profile, cuts)
-    return assemble(
+    scenario = assemble(
         owners,
         helpers,
         bps,
@@ -81,3 +79,4 @@ def from_cluster(
         helper_names=[f"{n.name} ({n.device})" for n in nodes],
         source=f"{source}: {profile.model} cuts {cuts[0]},{cuts[1]}",
     )
+    return scenario, imputed

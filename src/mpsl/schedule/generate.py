@@ -4,7 +4,8 @@
   the shipped ``profiles/workflow_<model>_CIFAR.json``.
 - Low heterogeneity: each data owner is a d1 (Raspberry Pi 4) or a d2 (Raspberry Pi 3), drawn with
   equal odds; each helper is a VM (16 GB) or a laptop (8 GB), drawn with equal odds. Layers d2 did
-  not measure are estimated (see ``parts``: scaled from d1 by the d2/d1 ratio of shared layers).
+  not measure are estimated (``mpsl.profile.impute``, ratio: scaled from d1 by the d2/d1 ratio of
+  shared layers); this imputation is part of the study's setting.
 - High heterogeneity: data owner k draws u_k ~ U(0, 1) and takes, for every layer and phase, the
   fastest + u_k x (slowest - fastest) of the client devices d1, d2, jetson-cpu and jetson-gpu that
   measured that layer (the laptop and the VM are helpers, not clients). One draw per data owner
@@ -27,13 +28,13 @@ import numpy as np
 
 from mpsl.errors import ConfigError
 from mpsl.profile.format import Profile
+from mpsl.profile.impute import Imputation, complete
 from mpsl.schedule.parts import (
     OwnerSide,
     PartTime,
     assemble,
     cut_bytes,
     helper_demand_bytes,
-    layer_timing,
     owner_side,
     part_ranges,
     part_time,
@@ -59,13 +60,16 @@ def reference_profile(model: str) -> Profile:
         return Profile.load(path)
 
 
-def _between(profile: Profile, devices: Sequence[str], layers: range, u: float) -> PartTime:
-    """Per layer and phase: fastest + u x (slowest - fastest) among ``devices`` that measured it."""
+def _between(
+    profile: Profile, filled: Profile, devices: Sequence[str], layers: range, u: float
+) -> PartTime:
+    """Per layer and phase: fastest + u x (slowest - fastest) among ``devices`` that measured it
+    (in ``profile``); a layer none measured takes the first device's imputed time (``filled``)."""
     fwd = bwd = 0.0
     for i in layers:
         measured = [profile.layers[i - 1].ms[d] for d in devices if d in profile.layers[i - 1].ms]
-        if not measured:  # no client measured it: estimate on the first client, as in ``parts``
-            measured = [layer_timing(profile, devices[0], i)]
+        if not measured:
+            measured = [filled.timing(devices[0], i)]
         f = [t.fwd for t in measured]
         b = [t.bwd + t.opt for t in measured]
         fwd += min(f) + u * (max(f) - min(f))
@@ -99,11 +103,14 @@ def generate(
     profile = reference_profile(model)
     cut = tuple(cuts) if cuts is not None else MODELS[model]
     p1, p2, p3 = part_ranges(profile, cut)
+    own = [*p1, *p3]
+    needs = {**{d: own for d in (*LOW_CLIENTS, HIGH_CLIENTS[0])}, **{h: list(p2) for h in HELPERS}}
+    filled, _ = complete(profile, needs, Imputation("ratio"), f"workflow_{model}_CIFAR")
     rng = np.random.default_rng(seed)
     helper_times: list[PartTime] = []
     capacity: list[int] = []
     helper_names: list[str] = []
-    vm, laptop = (part_time(profile, d, p2) for d in HELPERS)
+    vm, laptop = (part_time(filled, d, p2) for d in HELPERS)
     if heterogeneity == "low":
         for h, pick in enumerate(rng.integers(0, 2, size=helpers)):
             device = HELPERS[int(pick)]
@@ -119,7 +126,7 @@ def generate(
     owner_sides: list[OwnerSide] = []
     owner_names: list[str] = []
     if heterogeneity == "low":
-        sides = {d: owner_side(profile, d, cut) for d in LOW_CLIENTS}
+        sides = {d: owner_side(filled, d, cut) for d in LOW_CLIENTS}
         for k, pick in enumerate(rng.integers(0, 2, size=owners)):
             device = LOW_CLIENTS[int(pick)]
             owner_sides.append(sides[device])
@@ -129,7 +136,8 @@ def generate(
             uf = float(u)
             owner_sides.append(
                 OwnerSide(
-                    _between(profile, HIGH_CLIENTS, p1, uf), _between(profile, HIGH_CLIENTS, p3, uf)
+                    _between(profile, filled, HIGH_CLIENTS, p1, uf),
+                    _between(profile, filled, HIGH_CLIENTS, p3, uf),
                 )
             )
             owner_names.append(f"k{k} (u={uf:.2f})")

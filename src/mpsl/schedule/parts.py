@@ -3,27 +3,19 @@
 The data owner keeps part 1 (layers 1..c0) and part 3 (c1+1..S); its helper runs part 2
 (c0+1..c1). A layer's time is fwd, and bwd + opt (the update runs with the backward pass).
 
-Unmeasured timings (a profile row of zeros, e.g. d2 out of memory) are estimated, never taken as
-free: the time of the layer on a reference device, times the ratio of the two devices' total time
-(fwd + bwd + opt) over the layers both measured. The reference is d1 when it measured the layer,
-else the device that measured it and shares the most measured layers with the device in question
-(ties by name). Each estimate is logged; a layer no device measured raises FormatError.
+Unmeasured timings (a profile row of zeros, e.g. d2 out of memory) are never taken as free: the
+profile reaching here is complete for the layers used (``mpsl.profile.impute.complete``, with or
+without an imputation), so an unmeasured layer raises FormatError.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpsl.errors import CutError, FormatError
-from mpsl.profile.format import Profile, Timing
+from mpsl.errors import CutError
+from mpsl.profile.format import Profile
 from mpsl.schedule.scenario import Scenario
-
-log = logging.getLogger(__name__)
-
-# d1 (Raspberry Pi 4) is the measured device closest to d2 (Raspberry Pi 3), the one with gaps
-PREFERRED_REFERENCES = ("d1",)
 
 
 @dataclass(frozen=True)
@@ -63,64 +55,11 @@ def check_cuts(profile: Profile, cuts: Sequence[int]) -> tuple[int, int]:
     return c0, c1
 
 
-def _total(t: Timing) -> float:
-    return t.fwd + t.bwd + t.opt
-
-
-def _measured(profile: Profile, device: str) -> set[int]:
-    return {i for i, layer in enumerate(profile.layers, 1) if device in layer.ms}
-
-
-def estimate_timing(profile: Profile, device: str, layer: int) -> Timing:
-    """An unmeasured layer's timing, scaled from the most comparable device that measured it."""
-    mine = _measured(profile, device)
-    if not mine:
-        raise FormatError(
-            f"profile of {profile.model} has no timing at all for device '{device}'; devices "
-            f"there: {', '.join(profile.devices())}"
-        )
-    refs = [d for d in profile.layers[layer - 1].ms if d != device]
-    if not refs:
-        raise FormatError(
-            f"profile of {profile.model}: no device measured layer {layer} "
-            f"({profile.layers[layer - 1].name}), so its time on '{device}' cannot be estimated; "
-            f"profile that layer or choose cuts that keep it off '{device}'"
-        )
-    preferred = [d for d in PREFERRED_REFERENCES if d in refs]
-    ref = (
-        preferred[0]
-        if preferred
-        else min(refs, key=lambda d: (-len(mine & _measured(profile, d)), d))
-    )
-    shared = sorted(mine & _measured(profile, ref))
-    if not shared:
-        raise FormatError(
-            f"profile of {profile.model}: device '{device}' shares no measured layer with any "
-            f"device that measured layer {layer}; cannot estimate it"
-        )
-    num = sum(_total(profile.timing(device, i)) for i in shared)
-    den = sum(_total(profile.timing(ref, i)) for i in shared)
-    ratio = num / den if den > 0 else 1.0
-    t = profile.timing(ref, layer)
-    log.info(
-        "%s layer %d on %s not measured: estimated as %s x %.3f (ratio over %d shared layers)",
-        profile.model, layer, device, ref, ratio, len(shared),
-    )  # fmt: skip
-    return Timing(fwd=t.fwd * ratio, bwd=t.bwd * ratio, opt=t.opt * ratio)
-
-
-def layer_timing(profile: Profile, device: str, layer: int) -> Timing:
-    """The measured timing, or the documented estimate when the device did not measure it."""
-    if device in profile.layers[layer - 1].ms:
-        return profile.timing(device, layer)
-    return estimate_timing(profile, device, layer)
-
-
 def part_time(profile: Profile, device: str, layers: range) -> PartTime:
     """Time of ``layers`` (1-based) on ``device``: forward, and backward + update."""
     fwd = bwd = 0.0
     for i in layers:
-        t = layer_timing(profile, device, i)
+        t = profile.timing(device, i)
         fwd += t.fwd
         bwd += t.bwd + t.opt
     return PartTime(fwd, bwd)
