@@ -28,9 +28,12 @@ class PlanPart(BaseModel):
 
 
 class Baseline(BaseModel):
-    """The manual split (first N nodes in cluster order, load-balanced cuts), for comparison."""
+    """A manual split (first N nodes in cluster order; load-balanced or equal-layer cuts)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["balanced", "equal"] = Field(
+        default="balanced", description="balanced: least largest part load; equal: layer counts"
+    )
     cuts: list[int]
     nodes: list[str]
     runnable: bool = Field(description="fits in memory and every layer is measured on its node")
@@ -61,7 +64,7 @@ class Plan(BaseModel):
     reason: str | None = Field(default=None, description="why no plan exists (feasible: false)")
     cuts: list[int] = Field(default_factory=list)
     parts: list[PlanPart] = Field(default_factory=list)
-    objective: Literal["epoch", "paper", "cost"] = "epoch"
+    objective: Literal["epoch", "paper", "cost", "memory"] = "epoch"
     objective_value: float | None = None
     objective_unit: str | None = None
     predicted: dict[str, float] = Field(default_factory=dict)
