@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError, MpslError
@@ -18,7 +18,7 @@ from mpsl.plan.memory import least_memory, solve_memory
 from mpsl.plan.milp import solve_milp
 from mpsl.plan.pareto import solve_cost
 from mpsl.plan.problem import UNITS, Objective, Problem, Solution, build_problem
-from mpsl.plan.types import Baseline, FrontierPoint, Plan, PlanPart
+from mpsl.plan.types import Baseline, FrontierPoint, ManualKind, Plan, PlanPart
 from mpsl.profile.format import Profile
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,9 @@ def make_plan(
         "method": method,
         "solve_ms": solve_ms,
         "frontier": [_point(x) for x in front] if pareto else None,
-        "manual": _baseline(problem, len(best.nodes) if best else max(problem.sizes), best, manual),
+        "manual": _baseline(
+            problem, len(best.nodes) if best else max(problem.sizes), best, cast(ManualKind, manual)
+        ),
     }
     if best is None:
         return Plan.model_validate({**fields, "feasible": False, "reason": _reason(problem)})
@@ -182,7 +184,7 @@ def _point(x: Solution) -> FrontierPoint:
     )
 
 
-def _baseline(problem: Problem, size: int, best: Solution | None, kind: str) -> Baseline:
+def _baseline(problem: Problem, size: int, best: Solution | None, kind: ManualKind) -> Baseline:
     """The ``kind`` manual split with as many nodes as the plan, evaluated the same way."""
     names, cuts = manual_plan(problem, size, kind)
     obstacle = problem.obstacle(names, cuts)

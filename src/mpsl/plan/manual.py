@@ -9,13 +9,16 @@ way one splits without a profile. Both ignore memory and links, as by hand.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 
 from mpsl.errors import ConfigError
 from mpsl.plan.problem import INF, Problem
+from mpsl.plan.types import ManualKind
 from mpsl.split import equal_cuts
 
-MANUAL_KINDS = ("balanced", "equal")
+MANUAL_KINDS: tuple[str, ...] = get_args(ManualKind)
 
 
 def layer_loads(problem: Problem, names: tuple[str, ...]) -> np.ndarray:

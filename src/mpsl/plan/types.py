@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.fileformat import load_model, save_model
 
+ManualKind = Literal["balanced", "equal"]  # plan/manual.py
+
 
 class PlanPart(BaseModel):
     """One middle part: the compute node that hosts it and its layers (1-based, inclusive)."""
@@ -31,7 +33,7 @@ class Baseline(BaseModel):
     """A manual split (first N nodes in cluster order; load-balanced or equal-layer cuts)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["balanced", "equal"] = Field(
+    kind: ManualKind = Field(
         default="balanced", description="balanced: least largest part load; equal: layer counts"
     )
     cuts: list[int]
