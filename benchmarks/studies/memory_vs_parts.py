@@ -1,0 +1,126 @@
+"""Study: memory of the largest compute node vs multihop level P (VGG-19, ResNet-101, K = 100).
+
+    python benchmarks/studies/memory_vs_parts.py [--owners 100] [--nodes 10] [--out DIR] [--json]
+
+For each P = 3 .. nodes + 2, the plan that minimises the largest compute node's memory
+(``mpsl plan --objective memory --sweep-parts 3..``) on identical VMs with ample memory (1 TB: the
+study reports what a node needs, not what fits), K d1 data owners, cuts (3, 20) and (3, 33). Two
+memory models: the estimator's (weights, optimizer state and saved activations of K instances,
+docs/estimate.md) through the planner, and the papers' (K x the sum of the part's output and
+parameter bytes), whose least largest part is a min-max partition of the middle layers
+(plan.manual.balanced_cuts, exact), computed for every P the middle allows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+from _study import MODELS, parser, save, table, testbed, vms
+
+from mpsl.estimate.memory import paper_node_memory_bytes
+from mpsl.plan import sweep_parts
+from mpsl.plan.manual import balanced_cuts
+from mpsl.profile.shipped import load_profile
+
+GB = 1e9
+
+
+def paper_model(name: str, a: int, b: int, owners: int) -> list[dict[str, float]]:
+    """Least largest-node memory under the papers' model for every P the middle allows."""
+    profile = load_profile(name)
+    loads = np.array(
+        [paper_node_memory_bytes(profile, i, i, owners) for i in range(a + 1, b + 1)], dtype=float
+    )
+    rows = []
+    for n in range(1, b - a + 1):
+        inner = balanced_cuts(loads, n)
+        cuts = [a, *(a + int(p) for p in inner)]
+        largest = max(
+            paper_node_memory_bytes(profile, lo + 1, hi, owners)
+            for lo, hi in zip(cuts, cuts[1:], strict=False)
+        )
+        rows.append({"parts": n + 2, "paper_model_gb": largest / GB, "paper_cuts": cuts})
+    return rows
+
+
+def main() -> None:
+    ap = parser(__doc__ or "")
+    ap.add_argument("--owners", type=int, default=100, help="K data owners (default 100)")
+    ap.add_argument("--nodes", type=int, default=10, help="VMs to plan over (default 10)")
+    args = ap.parse_args()
+    results = []
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4))
+    for ax, (label, name, a, b) in zip(axes, MODELS, strict=True):
+        profile = load_profile(name)
+        cluster = testbed(vms(args.nodes, memory_gb=1000), args.owners)
+        sweep = sweep_parts(profile, cluster, a, b, "3..", "memory", manual="equal")
+        rows = []
+        for point in sweep.points:
+            plan, manual = point.plan, point.plan.manual
+            rows.append(
+                {
+                    "model": label,
+                    "parts": point.parts,
+                    "planner_gb": (point.largest_node_bytes or 0) / GB,
+                    "cuts": plan.cuts,
+                    "round_s": plan.predicted["round_s"],
+                    "equal_split_gb": None
+                    if manual is None or manual.objective_value is None
+                    else manual.objective_value / GB,
+                }
+            )
+        paper = paper_model(name, a, b, args.owners)
+        for row in rows:
+            row.update(next(p for p in paper if p["parts"] == row["parts"]))
+        first = rows[0]
+        for row in rows:
+            row["planner_cut_pct"] = 100 * (1 - row["planner_gb"] / first["planner_gb"])
+        results.append(
+            {
+                "model": label,
+                "profile": name,
+                "cuts": [a, b],
+                "owners": args.owners,
+                "rows": rows,
+                "paper_model_all_parts": paper,
+            }
+        )
+        ax.plot([r["parts"] for r in rows], [r["planner_gb"] for r in rows], "o-",
+                label="estimator's memory model (planner)")  # fmt: skip
+        ax.plot([r["parts"] for r in rows], [r["equal_split_gb"] for r in rows], "s--",
+                label="equal-layer split, same model")  # fmt: skip
+        ax.plot([p["parts"] for p in paper], [p["paper_model_gb"] for p in paper], ".:",
+                label="papers' memory model (K x (output + weights))")  # fmt: skip
+        ax.set_title(f"{label}, cuts ({a}, {b}), K = {args.owners}")
+        ax.set_xlabel("multihop level P (parts)")
+        ax.set_ylabel("largest compute node (GB)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    data = {"config": {"owners": args.owners, "nodes": args.nodes}, "models": results}
+    path, png = save("memory_vs_parts", data, fig, args.out)
+    if args.json:
+        import json  # noqa: PLC0415
+
+        print(json.dumps(data, indent=1))
+        return
+    columns = [
+        ("model", "model", ""),
+        ("parts", "P", ""),
+        ("cuts", "least-memory cuts", ""),
+        ("planner_gb", "largest GB", ".2f"),
+        ("planner_cut_pct", "vs P=3 %", ".1f"),
+        ("equal_split_gb", "equal split GB", ".2f"),
+        ("round_s", "round s", ".0f"),
+        ("paper_model_gb", "papers' model GB", ".2f"),
+    ]
+    for result in results:
+        print(table(result["rows"], columns))
+        print()
+    print(f"wrote {path} and {png}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
