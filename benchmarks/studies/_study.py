@@ -15,13 +15,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only: studies run headless
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import machine  # noqa: E402
-
-from mpsl.cluster import Cluster, reference_testbed  # noqa: E402
+from _common import machine
+from mpsl.cluster import Cluster, reference_testbed
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "studies"
 # (label, shipped profile, first cut, last cut): the cuts of the workflow-optimization study

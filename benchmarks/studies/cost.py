@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import matplotlib.pyplot as plt
 from _study import MODELS, parser, save, table, testbed, vms
 
-from mpsl.plan import make_plan
+from mpsl.cluster import Cluster
+from mpsl.plan import Plan, make_plan
 from mpsl.profile.shipped import load_profile
 
 VM_PRICE, LAPTOP_PRICE, HALF_PRICE = 0.40, 0.10, 0.20
@@ -33,12 +35,12 @@ POOLS = {
 }
 
 
-def row_of(model: str, pool: str, goal: str, plan) -> dict:  # type: ignore[no-untyped-def]
+def row_of(model: str, pool: str, goal: str, plan: Plan, cluster: Cluster) -> dict[str, Any]:
     """One plan as a table row (round, cost, nodes)."""
     out = {"model": model, "pool": pool, "plan": goal, "feasible": plan.feasible}
     if not plan.feasible:
         return out | {"reason": plan.reason}
-    hourly = sum(node_price(n) for n in plan.nodes)
+    hourly = sum(cluster.node(n).price_per_hour for n in plan.nodes)
     round_s = plan.predicted["round_s"]
     return out | {
         "nodes": plan.nodes,
@@ -47,11 +49,6 @@ def row_of(model: str, pool: str, goal: str, plan) -> dict:  # type: ignore[no-u
         "cost_per_round": hourly * round_s / 3600.0,
         "price_per_hour": hourly,
     }
-
-
-def node_price(name: str) -> float:
-    """The assumed $/h of a node by its name's kind."""
-    return LAPTOP_PRICE if name.startswith("laptop") else HALF_PRICE if name.startswith("half") else VM_PRICE
 
 
 def main() -> None:
@@ -71,7 +68,7 @@ def main() -> None:
                 fastest_vm = fast.predicted["round_s"]
             limit = make_plan(profile, cluster, a, b, "cost", max_round_s=1.1 * fastest_vm)
             for goal, plan in (("fastest", fast), ("cheapest", cheap), ("cheapest <= 1.1x", limit)):
-                rows.append(row_of(label, pool, goal, plan))
+                rows.append(row_of(label, pool, goal, plan, cluster))
             front = [p.model_dump() for p in cheap.frontier or []]
             fronts[f"{label} / {pool}"] = front
             ax.plot([p["round_s"] for p in front], [p["cost"] for p in front], "o-", label=pool)
@@ -82,8 +79,11 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     prices = {"VM": VM_PRICE, "laptop": LAPTOP_PRICE, "half VM (VM, slowdown 2)": HALF_PRICE}
-    data = {"config": {"owners": args.owners, "prices_per_hour": prices}, "rows": rows,
-            "frontiers": fronts}  # fmt: skip
+    data = {
+        "config": {"owners": args.owners, "prices_per_hour": prices},
+        "rows": rows,
+        "frontiers": fronts,
+    }
     path, png = save("cost", data, fig, args.out)
     if args.json:
         print(json.dumps(data, indent=1))

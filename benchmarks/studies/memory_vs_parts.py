@@ -9,19 +9,29 @@ memory models: the estimator's (weights, optimizer state and saved activations o
 docs/estimate.md) through the planner, and the papers' (K x the sum of the part's output and
 parameter bytes), whose least largest part is a min-max partition of the middle layers
 (plan.manual.balanced_cuts, exact), computed for every P the middle allows.
+
+Measured, scaled (``--no-measure`` skips it): ResNet-18 profiled here (``mpsl profile``'s
+measure_model, batch 32), K = 4 data owners, cuts (1, 11); for each P the memory-optimal plan of
+that profile, then one real round in the in-process runtime (emulate.calibrate.synthetic_run), whose
+compute nodes count the tensor bytes they hold (instances' state, one instance's gradients, saved
+activations): the largest node's peak against the planner's prediction.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 from _study import MODELS, parser, save, table, testbed, vms
 
+from mpsl.emulate.calibrate import local_cluster, synthetic_run
 from mpsl.estimate.memory import paper_node_memory_bytes
 from mpsl.plan import sweep_parts
 from mpsl.plan.manual import balanced_cuts
+from mpsl.profile.measure import MeasureSettings, measure_model
 from mpsl.profile.shipped import load_profile
 
 GB = 1e9
@@ -39,9 +49,40 @@ def paper_model(name: str, a: int, b: int, owners: int) -> list[dict[str, float]
         cuts = [a, *(a + int(p) for p in inner)]
         largest = max(
             paper_node_memory_bytes(profile, lo + 1, hi, owners)
-            for lo, hi in zip(cuts, cuts[1:], strict=False)
+            for lo, hi in itertools.pairwise(cuts)
         )
         rows.append({"parts": n + 2, "paper_model_gb": largest / GB, "paper_cuts": cuts})
+    return rows
+
+
+SCALED = ("resnet18", (3, 32, 32), 32, 4, 1, 11)  # model, input, batch, K, first and last cut
+
+
+def measured_scaled(nodes: int = 6) -> list[dict[str, float]]:
+    """Largest compute node's memory per P: planner's prediction and the runtime's count."""
+    model, shape, batch, owners, a, b = SCALED
+    settings = MeasureSettings(repeats=3, warmup=1)
+    profile = measure_model(
+        model, batch, input_shape=shape, num_classes=10, device_name="here", settings=settings
+    )
+    cluster = local_cluster(owners, nodes, batch, 1)
+    rows = []
+    for point in sweep_parts(profile, cluster, a, b, "3..", "memory").points:
+        cuts = point.plan.cuts
+        run = synthetic_run(model, shape, batch, owners, cuts, 1, rounds=1)
+        counted = max(run.peak_memory_bytes.values())
+        predicted = point.largest_node_bytes or 0
+        error = 100 * (predicted - counted) / counted
+        rows.append(
+            {
+                "parts": point.parts,
+                "cuts": cuts,
+                "predicted_mb": predicted / 1e6,
+                "counted_mb": counted / 1e6,
+                "error_pct": error,
+            }
+        )
+        print(f"  measured P={point.parts}: {counted / 1e6:.1f} MB", file=sys.stderr)
     return rows
 
 
@@ -49,6 +90,7 @@ def main() -> None:
     ap = parser(__doc__ or "")
     ap.add_argument("--owners", type=int, default=100, help="K data owners (default 100)")
     ap.add_argument("--nodes", type=int, default=10, help="VMs to plan over (default 10)")
+    ap.add_argument("--no-measure", action="store_true", help="skip the measured, scaled part")
     args = ap.parse_args()
     results = []
     fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4))
@@ -87,23 +129,37 @@ def main() -> None:
                 "paper_model_all_parts": paper,
             }
         )
-        ax.plot([r["parts"] for r in rows], [r["planner_gb"] for r in rows], "o-",
-                label="estimator's memory model (planner)")  # fmt: skip
-        ax.plot([r["parts"] for r in rows], [r["equal_split_gb"] for r in rows], "s--",
-                label="equal-layer split, same model")  # fmt: skip
-        ax.plot([p["parts"] for p in paper], [p["paper_model_gb"] for p in paper], ".:",
-                label="papers' memory model (K x (output + weights))")  # fmt: skip
+        ax.plot(
+            [r["parts"] for r in rows],
+            [r["planner_gb"] for r in rows],
+            "o-",
+            label="estimator's memory model (planner)",
+        )
+        ax.plot(
+            [r["parts"] for r in rows],
+            [r["equal_split_gb"] for r in rows],
+            "s--",
+            label="equal-layer split, same model",
+        )
+        ax.plot(
+            [p["parts"] for p in paper],
+            [p["paper_model_gb"] for p in paper],
+            ".:",
+            label="papers' memory model (K x (output + weights))",
+        )
         ax.set_title(f"{label}, cuts ({a}, {b}), K = {args.owners}")
         ax.set_xlabel("multihop level P (parts)")
         ax.set_ylabel("largest compute node (GB)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    data = {"config": {"owners": args.owners, "nodes": args.nodes}, "models": results}
+    measured = [] if args.no_measure else measured_scaled()
+    keys = ("model", "input", "batch", "owners", "first_cut", "last_cut")
+    scaled = {"setting": dict(zip(keys, SCALED, strict=True)), "rows": measured}
+    config = {"owners": args.owners, "nodes": args.nodes}
+    data = {"config": config, "models": results, "measured_scaled": scaled}
     path, png = save("memory_vs_parts", data, fig, args.out)
     if args.json:
-        import json  # noqa: PLC0415
-
         print(json.dumps(data, indent=1))
         return
     columns = [
@@ -119,6 +175,20 @@ def main() -> None:
     for result in results:
         print(table(result["rows"], columns))
         print()
+    if measured:
+        print("measured, scaled (ResNet-18, K = 4, batch 32, cuts (1, 11), this machine):")
+        print(
+            table(
+                measured,
+                [
+                    ("parts", "P", ""),
+                    ("cuts", "least-memory cuts", ""),
+                    ("predicted_mb", "predicted MB", ".1f"),
+                    ("counted_mb", "counted by the runtime MB", ".1f"),
+                    ("error_pct", "error %", "+.1f"),
+                ],
+            )
+        )
     print(f"wrote {path} and {png}", file=sys.stderr)
 
 

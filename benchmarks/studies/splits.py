@@ -95,8 +95,10 @@ def main() -> None:
         for j, kind in enumerate(KINDS):
             xs = [i + (j - 1) * 0.27 for i in range(len(mine))]
             ax.bar(xs, [r[f"{kind}_epoch_s"] or 0 for r in mine], width=0.27, label=kind)
-            meas = [(x, r[f"{kind}_measured_s"] - r["aggregation_s"])
-                    for x, r in zip(xs, mine, strict=True) if f"{kind}_measured_s" in r]  # fmt: skip
+            key = f"{kind}_measured_s"
+            meas = [
+                (x, r[key] - r["aggregation_s"]) for x, r in zip(xs, mine, strict=True) if key in r
+            ]
             if meas:
                 ax.plot(*zip(*meas, strict=True), "k_", markersize=12)
         ax.set_xticks(range(len(mine)), ticks, rotation=30, fontsize=8)
@@ -129,8 +131,11 @@ def main() -> None:
         print("\nrounds (s): predicted closed form / simulated / measured in emulation")
         cols = [("model", "model", ""), ("nodes", "N", "")]
         for kind in KINDS:
-            cols += [(f"{kind}_round_s", f"{kind} pred", ".0f"), (f"{kind}_sim_s", "sim", ".0f"),
-                     (f"{kind}_measured_s", "meas", ".0f")]  # fmt: skip
+            cols += [
+                (f"{kind}_round_s", f"{kind} pred", ".0f"),
+                (f"{kind}_sim_s", "sim", ".0f"),
+                (f"{kind}_measured_s", "meas", ".0f"),
+            ]
         print(table(emulated, cols))
     print(f"wrote {path} and {png}", file=sys.stderr)
 
