@@ -4,7 +4,8 @@
 
 For each P = 3 .. nodes + 2, the plan that minimises the largest compute node's memory
 (``mpsl plan --objective memory --sweep-parts 3..``) on identical VMs with ample memory (1 TB: the
-study reports what a node needs, not what fits), K d1 data owners, cuts (3, 20) and (3, 33). Two
+study reports what a node needs, not what fits), K d1 data owners, cuts (3, 20) and (3, 33) (the
+workflow study's) and (1, 24) and (1, 35) (the data owner keeps the fewest layers). Two
 memory models: the estimator's (weights, optimizer state and saved activations of K instances,
 docs/estimate.md) through the planner, and the papers' (K x the sum of the part's output and
 parameter bytes), whose least largest part is a min-max partition of the middle layers
@@ -55,6 +56,13 @@ def paper_model(name: str, a: int, b: int, owners: int) -> list[dict[str, float]
     return rows
 
 
+# the workflow study's cuts, and the thinnest data-owner parts (first and last layer only, as far
+# as the VM profile goes: ResNet-101's layers 36-37 are not measured on VM)
+CONFIGS = (
+    *MODELS,
+    ("VGG-19", "mpsl_vgg19_CIFAR", 1, 24),
+    ("ResNet-101", "mpsl_resnet101_CIFAR", 1, 35),
+)
 SCALED = ("resnet18", (3, 32, 32), 32, 4, 1, 11)  # model, input, batch, K, first and last cut
 
 
@@ -93,8 +101,9 @@ def main() -> None:
     ap.add_argument("--no-measure", action="store_true", help="skip the measured, scaled part")
     args = ap.parse_args()
     results = []
-    fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4))
-    for ax, (label, name, a, b) in zip(axes, MODELS, strict=True):
+    fig, grid = plt.subplots(2, 2, figsize=(11, 8))
+    axes = grid.ravel()
+    for ax, (label, name, a, b) in zip(axes, CONFIGS, strict=True):
         profile = load_profile(name)
         cluster = testbed(vms(args.nodes, memory_gb=1000), args.owners)
         sweep = sweep_parts(profile, cluster, a, b, "3..", "memory", manual="equal")
@@ -103,7 +112,7 @@ def main() -> None:
             plan, manual = point.plan, point.plan.manual
             rows.append(
                 {
-                    "model": label,
+                    "model": f"{label} ({a},{b})",
                     "parts": point.parts,
                     "planner_gb": (point.largest_node_bytes or 0) / GB,
                     "cuts": plan.cuts,
@@ -121,7 +130,7 @@ def main() -> None:
             row["planner_cut_pct"] = 100 * (1 - row["planner_gb"] / first["planner_gb"])
         results.append(
             {
-                "model": label,
+                "model": f"{label} ({a}, {b})",
                 "profile": name,
                 "cuts": [a, b],
                 "owners": args.owners,
