@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mpsl.fileformat import load_model, save_model
 
 ManualKind = Literal["balanced", "equal"]  # plan/manual.py
+ObjectiveName = Literal["epoch", "paper", "cost", "memory"]  # problem.Objective's values
 
 
 class PlanPart(BaseModel):
@@ -66,7 +67,7 @@ class Plan(BaseModel):
     reason: str | None = Field(default=None, description="why no plan exists (feasible: false)")
     cuts: list[int] = Field(default_factory=list)
     parts: list[PlanPart] = Field(default_factory=list)
-    objective: Literal["epoch", "paper", "cost", "memory"] = "epoch"
+    objective: ObjectiveName = "epoch"
     objective_value: float | None = None
     objective_unit: str | None = None
     predicted: dict[str, float] = Field(default_factory=dict)
