@@ -186,3 +186,15 @@ def test_sweep_parts_refuses_levels_the_model_cannot_have(tmp_path: Path, bad: s
     result = runner.invoke(app, plan_args(write_cluster(tmp_path), "--sweep-parts", bad))
     assert isinstance(result.exception, ConfigError), result.output
     assert "--sweep-parts" in str(result.exception) and bad in str(result.exception)
+
+
+def test_sweep_parts_shows_levels_without_a_plan_and_why(tmp_path: Path) -> None:
+    cluster = write_cluster(tmp_path, memory_gb=16, owners=100)  # one node cannot hold K = 100
+    args = plan_args(cluster, "--objective", "memory", "--sweep-parts", "3..4")
+    human = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert human.exit_code == 0, human.output
+    assert "none fits" in human.stdout and "P = 3: no plan with 1 compute node" in human.stdout
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    first, second = data["points"]
+    assert first["plan"]["feasible"] is False and "largest_node_bytes" not in first
+    assert second["plan"]["feasible"] is True and second["largest_node_bytes"] > 0

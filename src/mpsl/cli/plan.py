@@ -122,8 +122,10 @@ def show(result: Plan, cluster: Cluster) -> None:
             ]
         table.add_row(*row, f"{node.memory_bytes / 1e9:.2f} GB")
     console.print(table)
+    memory = result.objective == "memory"
+    unit = "GB on the largest compute node" if memory else result.objective_unit
     console.print(
-        f"{result.objective}: {result.objective_value:.6g} {result.objective_unit}; "
+        f"{result.objective}: {_value(result.objective, result.objective_value)} {unit}; "
         f"predicted round {result.predicted['round_s']:.3f} s; "
         f"solved in {result.solve_ms:.1f} ms ({result.method})"
     )
@@ -131,7 +133,8 @@ def show(result: Plan, cluster: Cluster) -> None:
     if manual is not None:
         line = f"manual split ({manual.kind}): cuts {manual.cuts} on {', '.join(manual.nodes)}"
         if manual.objective_value is not None:
-            line += f": {result.objective} {manual.objective_value:.6g}"
+            shown = _value(result.objective, manual.objective_value, "GB")
+            line += f": {result.objective} {shown}"
         if manual.gain_pct is not None:
             line += f" (the plan is {manual.gain_pct:.1f}% lower)"
         if not manual.runnable:
@@ -156,11 +159,10 @@ def show_sweep(levels: PartsSweep) -> None:
     for point in levels.points:
         plan, manual = point.plan, point.plan.manual
         value = None if manual is None else manual.objective_value
-        shown = "-" if value is None else f"{value / 1e9:.2f} GB" if memory else f"{value:.6g}"
+        shown = "-" if value is None else _value(levels.objective, value, "GB")
         if not plan.feasible:
-            table.add_row(
-                str(point.parts), str(point.parts - 2), "none fits", *["-"] * (len(columns) - 3)
-            )
+            dashes = ["-"] * (len(columns) - 3)
+            table.add_row(str(point.parts), str(point.parts - 2), "none fits", *dashes, shown)
             continue
         row = [
             str(point.parts),
@@ -173,6 +175,18 @@ def show_sweep(levels: PartsSweep) -> None:
         row += [] if memory else [f"{plan.objective_value:.6g}"]
         table.add_row(*row, shown)
     Console().print(table)
+    for point in levels.points:
+        if not point.plan.feasible:
+            Console().print(f"P = {point.parts}: {point.plan.reason}")
+
+
+def _value(objective: str, value: float | None, suffix: str = "") -> str:
+    """An objective value as shown: the memory objective in GB (its unit stays bytes in JSON)."""
+    if value is None:
+        return "-"
+    if objective == "memory":
+        return f"{value / 1e9:.2f}{' ' + suffix if suffix else ''}"
+    return f"{value:.6g}"
 
 
 def register(app: typer.Typer) -> None:
