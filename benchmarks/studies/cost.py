@@ -1,6 +1,6 @@
 """Study: the cost of a round with cheaper compute nodes (VGG-19, ResNet-101, K = 100).
 
-    python benchmarks/studies/cost.py [--owners 100] [--out DIR] [--json]
+    python benchmarks/studies/cost.py [--owners 100] [--no-emulate] [--target-s 20] [--out DIR]
 
 Prices are assumptions of this study, not measurements (the papers give none): a VM (the
 reference's 8-core, 16 GB compute node, profile `VM`) at 0.40 $/h; a cheaper node at 0.10 $/h,
@@ -10,6 +10,9 @@ rented for the whole round: cost = sum of its nodes' $/h x round time (docs/plan
 Pools: 5 VMs; 5 VMs + 5 laptops; 5 VMs + 5 half VMs. For each pool, the fastest plan
 (``--objective epoch``), the cheapest (``--objective cost``), the cheapest within 10% of the
 fastest round of the VM pool (``--max-round-s``), and the time/cost frontier (``--pareto``).
+With emulation (default), each of these plans also runs one round in the emulated runtime
+(benchmarks/planner_emulated.measure, time scaled to about --target-s seconds): its measured
+round and the cost at that round.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from _study import MODELS, parser, save, table, testbed, vms
 from mpsl.cluster import Cluster
 from mpsl.plan import Plan, make_plan
 from mpsl.profile.shipped import load_profile
+from planner_emulated import measure
 
 VM_PRICE, LAPTOP_PRICE, HALF_PRICE = 0.40, 0.10, 0.20
 POOLS = {
@@ -54,8 +58,11 @@ def row_of(model: str, pool: str, goal: str, plan: Plan, cluster: Cluster) -> di
 def main() -> None:
     ap = parser(__doc__ or "")
     ap.add_argument("--owners", type=int, default=100, help="K data owners (default 100)")
+    ap.add_argument("--no-emulate", action="store_true", help="predictions only")
+    ap.add_argument("--target-s", type=float, default=20.0, help="seconds per emulated round")
     args = ap.parse_args()
     rows, fronts = [], {}
+    runs: dict[tuple[str, str, str], float] = {}  # (model, pool, plan) -> measured round s
     fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4))
     for ax, (label, name, a, b) in zip(axes, MODELS, strict=True):
         profile = load_profile(name)
@@ -68,19 +75,29 @@ def main() -> None:
                 fastest_vm = fast.predicted["round_s"]
             limit = make_plan(profile, cluster, a, b, "cost", max_round_s=1.1 * fastest_vm)
             for goal, plan in (("fastest", fast), ("cheapest", cheap), ("cheapest <= 1.1x", limit)):
-                rows.append(row_of(label, pool, goal, plan, cluster))
+                row = row_of(label, pool, goal, plan, cluster)
+                if plan.feasible and not args.no_emulate:
+                    key = (label, pool, f"{plan.cuts} {plan.nodes}")
+                    if key not in runs:  # the same plan under two goals runs once
+                        runs[key] = measure(profile, cluster, plan.cuts, plan.nodes, args.target_s)[
+                            0
+                        ]
+                    row["measured_round_s"] = runs[key]
+                    row["measured_cost_per_round"] = row["price_per_hour"] * runs[key] / 3600.0
+                    ax.plot(runs[key], row["measured_cost_per_round"], "kx")
+                rows.append(row)
             front = [p.model_dump() for p in cheap.frontier or []]
             fronts[f"{label} / {pool}"] = front
             ax.plot([p["round_s"] for p in front], [p["cost"] for p in front], "o-", label=pool)
             print(f"{label} {pool}", file=sys.stderr)
-        ax.set_xlabel("round time (s), predicted")
+        ax.set_xlabel("round time (s), predicted; x: emulated")
         ax.set_ylabel("cost per round ($, assumed prices)")
         ax.set_title(f"{label}: time/cost frontier, K = {args.owners}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     prices = {"VM": VM_PRICE, "laptop": LAPTOP_PRICE, "half VM (VM, slowdown 2)": HALF_PRICE}
     data = {
-        "config": {"owners": args.owners, "prices_per_hour": prices},
+        "config": {"owners": args.owners, "prices_per_hour": prices, "target_s": args.target_s},
         "rows": rows,
         "frontiers": fronts,
     }
@@ -97,6 +114,8 @@ def main() -> None:
         ("round_s", "round s", ".0f"),
         ("price_per_hour", "$/h", ".2f"),
         ("cost_per_round", "$/round", ".3f"),
+        ("measured_round_s", "emulated round s", ".0f"),
+        ("measured_cost_per_round", "emulated $/round", ".3f"),
     ]
     print(table(rows, columns))
     print(f"wrote {path} and {png}", file=sys.stderr)
