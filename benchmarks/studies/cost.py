@@ -11,8 +11,8 @@ Pools: 5 VMs; 5 VMs + 5 laptops; 5 VMs + 5 half VMs. For each pool, the fastest 
 (``--objective epoch``), the cheapest (``--objective cost``), the cheapest within 10% of the
 fastest round of the VM pool (``--max-round-s``), and the time/cost frontier (``--pareto``).
 With emulation (default), each of these plans also runs one round in the emulated runtime
-(benchmarks/planner_emulated.measure, time scaled to about --target-s seconds): its measured
-round and the cost at that round.
+(benchmarks/planner_emulated.measure, time scaled to about --target-s seconds): its simulated
+and measured round and the cost at the measured round.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--target-s", type=float, default=20.0, help="seconds per emulated round")
     args = ap.parse_args()
     rows, fronts = [], {}
-    runs: dict[tuple[str, str, str], float] = {}  # (model, pool, plan) -> measured round s
+    runs: dict[tuple[str, str, str], tuple[float, float]] = {}  # -> (measured, simulated) s
     fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4))
     for ax, (label, name, a, b) in zip(axes, MODELS, strict=True):
         profile = load_profile(name)
@@ -114,6 +114,7 @@ def main() -> None:
         ("round_s", "round s", ".0f"),
         ("price_per_hour", "$/h", ".2f"),
         ("cost_per_round", "$/round", ".3f"),
+        ("simulated_round_s", "simulated round s", ".0f"),
         ("measured_round_s", "emulated round s", ".0f"),
         ("measured_cost_per_round", "emulated $/round", ".3f"),
     ]
