@@ -6,7 +6,8 @@ B = 16 batches, r = 2 local epochs. For each objective: wall-clock time from the
 objects to the optimal plan (problem arrays + solve), median of --repeats runs, for dp and milp,
 and whether both reach the same objective value.
 
-    .venv/bin/python benchmarks/planner.py [--repeats 7] [--milp-repeats 1] [--json] [--out FILE]
+    .venv/bin/python benchmarks/planner.py [--repeats 7] [--milp-repeats 1]
+                                           [--objectives epoch,memory] [--json] [--out FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mpsl.profile.format import Profile
 from mpsl.profile.shipped import load_profile
 
 CASES = (("vgg19", "mpsl_vgg19_CIFAR", 3, 20), ("resnet101", "mpsl_resnet101_CIFAR", 3, 33))
-OBJECTIVES = ("epoch", "paper", "cost")
+OBJECTIVES = ("epoch", "paper", "cost", "memory")
 
 # name, device, slowdown, memory (GB), price per hour
 NODES = (
@@ -65,13 +66,15 @@ def timed(
     return times, found
 
 
-def run(repeats: int, milp_repeats: int) -> dict[str, Any]:
-    """All cases and objectives; the figures as a JSON-ready dict."""
+def run(
+    repeats: int, milp_repeats: int, objectives: tuple[str, ...] = OBJECTIVES
+) -> dict[str, Any]:
+    """All cases and ``objectives``; the figures as a JSON-ready dict."""
     nodes = cluster()
     rows = []
     for model, profile_name, a, b in CASES:
         profile = load_profile(profile_name)
-        for objective in OBJECTIVES:
+        for objective in objectives:
             dp_ms, dp = timed(profile, nodes, a, b, objective, "dp", repeats)
             row: dict[str, Any] = {
                 "model": model,
@@ -128,11 +131,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--milp-repeats", type=int, default=1, help="0 skips the MILP")
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    figures = run(args.repeats, args.milp_repeats)
+    figures = run(args.repeats, args.milp_repeats, tuple(args.objectives.split(",")))
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1) + "\n")
     if args.json:

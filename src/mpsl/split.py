@@ -68,7 +68,17 @@ def even_cuts(num_layers: int, compute_nodes: int) -> tuple[int, ...]:
             f"{compute_nodes} compute nodes need at least {compute_nodes} middle layers; "
             f"the model has {num_layers} layers, so at most {middle} compute nodes"
         )
-    cuts = [1]
-    for i in range(1, compute_nodes + 1):
-        cuts.append(1 + round(i * middle / compute_nodes))
-    return tuple(cuts)
+    return equal_cuts(1, num_layers - 1, compute_nodes)
+
+
+def equal_cuts(first_cut: int, last_cut: int, compute_nodes: int) -> tuple[int, ...]:
+    """Full cut list giving each of ``compute_nodes`` nodes the same number of the layers
+    first_cut+1..last_cut (as near as integers allow): the split a person picks by counting."""
+    middle = last_cut - first_cut
+    if not 1 <= compute_nodes <= middle:
+        raise CutError(
+            f"{compute_nodes} compute nodes cannot share the {middle} layers "
+            f"{first_cut + 1}..{last_cut}; choose 1..{max(middle, 1)} compute nodes"
+        )
+    ends = (first_cut + round(i * middle / compute_nodes) for i in range(1, compute_nodes + 1))
+    return (first_cut, *ends)

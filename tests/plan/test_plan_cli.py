@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mpsl.cli import app
-from mpsl.errors import CutError, FormatError
+from mpsl.errors import ConfigError, CutError, FormatError
 from mpsl.plan import Plan
 
 runner = CliRunner()
@@ -146,3 +146,55 @@ def test_main_turns_errors_into_exit_code_2(tmp_path: Path, monkeypatch, capsys)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "outside" in err
+
+
+def test_memory_objective_and_equal_manual_split(tmp_path: Path) -> None:
+    cluster = write_cluster(tmp_path, memory_gb=64, owners=20)
+    result = runner.invoke(
+        app, plan_args(cluster, "--objective", "memory", "--manual", "equal", "--json")
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["objective"] == "memory"
+    assert data["objective_value"] == max(data["memory_bytes"].values())
+    assert data["manual"]["kind"] == "equal"
+    assert data["manual"]["objective_value"] >= data["objective_value"]  # the optimum is least
+    human = runner.invoke(app, plan_args(cluster, "--objective", "memory", "--manual", "equal"))
+    assert human.exit_code == 0 and "manual split (equal)" in human.stdout
+
+
+def test_sweep_parts_gives_one_plan_per_multihop_level(tmp_path: Path) -> None:
+    cluster = write_cluster(tmp_path, memory_gb=64, owners=20)
+    out = tmp_path / "sweep.json"
+    args = plan_args(cluster, "--objective", "memory", "--sweep-parts", "3..", "--json")
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert json.loads(out.read_text()) == data
+    assert [p["parts"] for p in data["points"]] == [3, 4, 5]  # 3 compute nodes: P up to 5
+    for point in data["points"]:
+        assert len(point["plan"]["parts"]) == point["parts"] - 2
+        assert point["largest_node_bytes"] == max(point["plan"]["memory_bytes"].values())
+    largest = [p["largest_node_bytes"] for p in data["points"]]
+    assert largest == sorted(largest, reverse=True)
+    human = runner.invoke(app, plan_args(cluster, "--sweep-parts", "3..4"))
+    assert human.exit_code == 0 and "per multihop level" in human.stdout
+
+
+@pytest.mark.parametrize("bad", ["2..4", "3..9", "x", "5..4"])
+def test_sweep_parts_refuses_levels_the_model_cannot_have(tmp_path: Path, bad: str) -> None:
+    result = runner.invoke(app, plan_args(write_cluster(tmp_path), "--sweep-parts", bad))
+    assert isinstance(result.exception, ConfigError), result.output
+    assert "--sweep-parts" in str(result.exception) and bad in str(result.exception)
+
+
+def test_sweep_parts_shows_levels_without_a_plan_and_why(tmp_path: Path) -> None:
+    cluster = write_cluster(tmp_path, memory_gb=16, owners=100)  # one node cannot hold K = 100
+    args = plan_args(cluster, "--objective", "memory", "--sweep-parts", "3..4")
+    human = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert human.exit_code == 0, human.output
+    assert "none fits" in human.stdout and "P = 3: no plan with 1 compute node" in human.stdout
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    first, second = data["points"]
+    assert first["plan"]["feasible"] is False and "largest_node_bytes" not in first
+    assert second["plan"]["feasible"] is True and second["largest_node_bytes"] > 0

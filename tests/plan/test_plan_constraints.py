@@ -45,7 +45,7 @@ def cluster(
     return reference_testbed(nodes, owners)
 
 
-@pytest.mark.parametrize("objective", ["epoch", "paper", "cost"])
+@pytest.mark.parametrize("objective", ["epoch", "paper", "cost", "memory"])
 def test_every_part_fits_in_its_node(objective: str) -> None:
     c = cluster()
     plan = make_plan(VGG, c, 3, 20, objective)
@@ -72,7 +72,7 @@ def test_hops_uses_exactly_n_nodes(hops: int) -> None:
     assert plan.feasible and len(plan.parts) == hops and len(plan.cuts) == hops + 1
 
 
-@pytest.mark.parametrize("objective", ["epoch", "paper", "cost"])
+@pytest.mark.parametrize("objective", ["epoch", "paper", "cost", "memory"])
 def test_auto_is_the_best_over_n(objective: str) -> None:
     c = cluster(owners=40)
     auto = make_plan(RESNET, c, 3, 33, objective)

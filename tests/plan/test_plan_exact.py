@@ -112,7 +112,7 @@ def close(a: float | None, b: float | None) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-@pytest.mark.parametrize("objective", ["epoch", "paper", "cost"])
+@pytest.mark.parametrize("objective", ["epoch", "paper", "cost", "memory"])
 def test_dp_equals_brute_force(objective: str) -> None:
     for i, (profile, cluster, a, b, hops) in enumerate(instances(60, seed=7)):
         limit = None
@@ -124,12 +124,16 @@ def test_dp_equals_brute_force(objective: str) -> None:
         got = dp.value if dp else None
         want = brute.value if brute else None
         assert close(got, want), (i, objective, hops, got, want, dp, brute)
+        if objective == "memory" and dp is not None and brute is not None:
+            # lexicographic: among the least-memory plans, the shortest round
+            assert close(dp.round_ms, brute.round_ms), (i, hops, dp, brute)
+            assert dp.value == problem.largest_bytes(dp.nodes, dp.cuts)
         if dp is not None:
             assert problem.obstacle(dp.nodes, dp.cuts) is None
             assert len(dp.nodes) in problem.sizes
 
 
-@pytest.mark.parametrize("objective", ["epoch", "paper", "cost"])
+@pytest.mark.parametrize("objective", ["epoch", "paper", "cost", "memory"])
 def test_milp_equals_brute_force(objective: str) -> None:
     for i, (profile, cluster, a, b, hops) in enumerate(instances(15, seed=11)):
         problem = build_problem(profile, cluster, a, b, objective, hops)
@@ -143,3 +147,5 @@ def test_milp_equals_brute_force(objective: str) -> None:
             got,
             want,
         )
+        if objective == "memory" and milp is not None and brute is not None:
+            assert close(milp.round_ms, brute.round_ms), (i, milp, brute)

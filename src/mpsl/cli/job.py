@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from mpsl.errors import ConfigError
 from mpsl.fileformat import parse_model, read_data
+from mpsl.plan.types import ObjectiveName
 from mpsl.runtime.config import NOT_BOOLEAN, RunConfig
 
 
@@ -40,7 +41,7 @@ class JobConfig(BaseModel):
     last_cut: Annotated[int | None, NOT_BOOLEAN] = Field(
         default=None, ge=1, description="Plan auto: the data owner keeps LAST_CUT+1..S."
     )
-    objective: Literal["epoch", "paper", "cost"] = Field(
+    objective: ObjectiveName = Field(
         default="epoch", description="What plan auto optimizes (docs/planner.md)."
     )
     schedule: Path | None = Field(

@@ -13,6 +13,7 @@ from mpsl.cli.common import ImputeOption, imputed_lines, print_json
 from mpsl.cluster import Cluster
 from mpsl.estimate.costs import span_needs
 from mpsl.plan import Plan, make_plan
+from mpsl.plan.sweep import PartsSweep, sweep_parts
 from mpsl.profile.impute import Imputation, Imputed, complete, imputed_json
 from mpsl.profile.shipped import load_profile
 
@@ -23,7 +24,10 @@ def plan(
     first_cut: Annotated[int, typer.Option(help="The data owner keeps layers 1..FIRST.")],
     last_cut: Annotated[int, typer.Option(help="The data owner keeps layers LAST+1..S.")],
     objective: Annotated[
-        str, typer.Option(help="epoch (round time), paper (published ILP) or cost.")
+        str,
+        typer.Option(
+            help="epoch (round time), paper (published ILP), cost, or memory (largest node)."
+        ),
     ] = "epoch",
     hops: Annotated[str, typer.Option(help="Compute nodes to use: a number or auto.")] = "auto",
     max_round_s: Annotated[
@@ -35,10 +39,21 @@ def plan(
     out: Annotated[Path | None, typer.Option(help="Write the plan to this JSON file.")] = None,
     method: Annotated[str, typer.Option(help="dp (default), milp or brute (tiny cases).")] = "dp",
     impute: ImputeOption = None,
+    manual: Annotated[
+        str, typer.Option(help="Manual split to compare: balanced (load) or equal (layer counts).")
+    ] = "balanced",
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep-parts",
+            help="One plan per multihop level P = nodes + 2: A..B, or A.. up to the most allowed.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Choose the cuts and the compute node of each middle part: the fastest (or cheapest) plan
-    whose nodes all fit in memory, provably optimal; the manual split is shown for comparison."""
+    """Choose the cuts and the compute node of each middle part: the fastest (or cheapest, or
+    least-memory) plan whose nodes all fit in memory, provably optimal; the manual split is shown
+    for comparison."""
     nodes = Cluster.load(cluster)
     prof = load_profile(profile)
     imputation = Imputation.parse(impute)
@@ -49,6 +64,29 @@ def plan(
         prof.require_devices(nodes.devices(), str(cluster))
         needs = span_needs(nodes, first_cut, last_cut, prof.num_layers)
         prof, imputed = complete(prof, needs, imputation, str(cluster))
+    if sweep is not None:
+        if hops != "auto" or pareto:
+            raise typer.BadParameter("--sweep-parts sets the hops; drop --hops and --pareto")
+        levels = sweep_parts(
+            prof,
+            nodes,
+            first_cut,
+            last_cut,
+            sweep,
+            objective,
+            method=method,
+            manual=manual,
+        )
+        if out is not None:
+            out.write_text(levels.model_dump_json(indent=1, exclude_none=True) + "\n")
+        if as_json:
+            print_json({**levels.model_dump(mode="json", exclude_none=True),
+                        "imputed": imputed_json(imputed)})  # fmt: skip
+        else:
+            for line in imputed_lines(imputed):
+                typer.echo(line, err=True)
+            show_sweep(levels)
+        return
     result = make_plan(
         prof,
         nodes,
@@ -59,6 +97,7 @@ def plan(
         max_round_s,
         method=method,
         pareto=pareto,
+        manual=manual,
     )
     if out is not None and result.feasible:
         result.save(out)
@@ -101,16 +140,19 @@ def show(result: Plan, cluster: Cluster) -> None:
             ]
         table.add_row(*row, f"{node.memory_bytes / 1e9:.2f} GB")
     console.print(table)
+    memory = result.objective == "memory"
+    unit = "GB on the largest compute node" if memory else result.objective_unit
     console.print(
-        f"{result.objective}: {result.objective_value:.6g} {result.objective_unit}; "
+        f"{result.objective}: {_value(result.objective, result.objective_value)} {unit}; "
         f"predicted round {result.predicted['round_s']:.3f} s; "
         f"solved in {result.solve_ms:.1f} ms ({result.method})"
     )
     manual = result.manual
     if manual is not None:
-        line = f"manual split: cuts {manual.cuts} on {', '.join(manual.nodes)}"
+        line = f"manual split ({manual.kind}): cuts {manual.cuts} on {', '.join(manual.nodes)}"
         if manual.objective_value is not None:
-            line += f": {result.objective} {manual.objective_value:.6g}"
+            shown = _value(result.objective, manual.objective_value, "GB")
+            line += f": {result.objective} {shown}"
         if manual.gain_pct is not None:
             line += f" (the plan is {manual.gain_pct:.1f}% lower)"
         if not manual.runnable:
@@ -121,6 +163,48 @@ def show(result: Plan, cluster: Cluster) -> None:
         for p in result.frontier:
             front.add_row(f"{p.round_s:.3f}", f"{p.cost:.6g}", ", ".join(p.nodes), str(p.cuts))
         console.print(front)
+
+
+def show_sweep(levels: PartsSweep) -> None:
+    """One row per multihop level: the plan, its largest node's memory and its round."""
+    memory = levels.objective == "memory"  # then the objective is the largest node column
+    unit = next((p.plan.objective_unit for p in levels.points if p.plan.objective_unit), "")
+    kind = next((p.plan.manual.kind for p in levels.points if p.plan.manual), "balanced")
+    columns = ["P", "compute nodes", "cuts", "on", "largest node", "round s"]
+    columns += [] if memory else [f"{levels.objective} ({unit})"]
+    title = f"{levels.model}: {levels.objective} plan per multihop level, "
+    table = Table(*columns, f"{kind} manual split", title=f"{title}K = {levels.num_data_owners}")
+    for point in levels.points:
+        plan, manual = point.plan, point.plan.manual
+        value = None if manual is None else manual.objective_value
+        shown = "-" if value is None else _value(levels.objective, value, "GB")
+        if not plan.feasible:
+            dashes = ["-"] * (len(columns) - 3)
+            table.add_row(str(point.parts), str(point.parts - 2), "none fits", *dashes, shown)
+            continue
+        row = [
+            str(point.parts),
+            str(point.parts - 2),
+            str(plan.cuts),
+            ", ".join(plan.nodes),
+            f"{(point.largest_node_bytes or 0) / 1e9:.2f} GB",
+            f"{plan.predicted['round_s']:.1f}",
+        ]
+        row += [] if memory else [f"{plan.objective_value:.6g}"]
+        table.add_row(*row, shown)
+    Console().print(table)
+    for point in levels.points:
+        if not point.plan.feasible:
+            Console().print(f"P = {point.parts}: {point.plan.reason}")
+
+
+def _value(objective: str, value: float | None, suffix: str = "") -> str:
+    """An objective value as shown: the memory objective in GB (its unit stays bytes in JSON)."""
+    if value is None:
+        return "-"
+    if objective == "memory":
+        return f"{value / 1e9:.2f}{' ' + suffix if suffix else ''}"
+    return f"{value:.6g}"
 
 
 def register(app: typer.Typer) -> None:

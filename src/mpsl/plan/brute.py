@@ -28,6 +28,8 @@ def solve_brute(
 ) -> tuple[Solution | None, list[Solution]]:
     """The optimum (and for the cost objective the frontier) by enumeration."""
     plans = all_plans(problem)
+    if problem.objective is Objective.MEMORY:  # least memory, then the shortest round
+        return min(plans, key=lambda x: (x.value, x.round_ms, len(x.nodes)), default=None), []
     if problem.objective is not Objective.COST:
         return min(plans, key=lambda x: (x.value, len(x.nodes)), default=None), []
     fastest: dict[frozenset[str], Solution] = {}

@@ -6,18 +6,19 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError, MpslError
 from mpsl.plan.brute import solve_brute
 from mpsl.plan.diagnose import explain
 from mpsl.plan.dp import solve_epoch, solve_paper
-from mpsl.plan.manual import manual_plan
+from mpsl.plan.manual import MANUAL_KINDS, manual_plan
+from mpsl.plan.memory import least_memory, solve_memory
 from mpsl.plan.milp import solve_milp
 from mpsl.plan.pareto import solve_cost
 from mpsl.plan.problem import UNITS, Objective, Problem, Solution, build_problem
-from mpsl.plan.types import Baseline, FrontierPoint, Plan, PlanPart
+from mpsl.plan.types import Baseline, FrontierPoint, ManualKind, Plan, PlanPart
 from mpsl.profile.format import Profile
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ Solver = Callable[[Problem, bool], tuple[Solution | None, list[Solution]]]
 def _dp(problem: Problem, with_frontier: bool) -> tuple[Solution | None, list[Solution]]:
     if problem.objective is Objective.COST:
         return solve_cost(problem, with_frontier)
+    if problem.objective is Objective.MEMORY:
+        return solve_memory(problem, least_memory, solve_epoch), []
     solve = solve_paper if problem.objective is Objective.PAPER else solve_epoch
     return solve(problem), []
 
@@ -65,12 +68,18 @@ def make_plan(
     *,
     method: str = "dp",
     pareto: bool = False,
+    manual: str = "balanced",
 ) -> Plan:
     """The optimal plan (cuts and node of each middle part) for ``objective``.
 
-    ``hops``: the number of compute nodes to use, or "auto" for the best number. Infeasible inputs
-    give ``Plan(feasible=False, reason=...)``; invalid inputs raise an MpslError.
+    ``hops``: the number of compute nodes to use, or "auto" for the best number. ``manual``: the
+    kind of manual split to compare with (``MANUAL_KINDS``). Infeasible inputs give
+    ``Plan(feasible=False, reason=...)``; invalid inputs raise an MpslError.
     """
+    if manual not in MANUAL_KINDS:
+        raise ConfigError(
+            f"expected one of {', '.join(MANUAL_KINDS)}; got {manual!r}", field="--manual"
+        )
     if isinstance(hops, str) and hops != "auto":
         if not hops.isdigit():
             raise ConfigError(
@@ -94,7 +103,9 @@ def make_plan(
         "method": method,
         "solve_ms": solve_ms,
         "frontier": [_point(x) for x in front] if pareto else None,
-        "manual": _baseline(problem, len(best.nodes) if best else max(problem.sizes), best),
+        "manual": _baseline(
+            problem, len(best.nodes) if best else max(problem.sizes), best, cast(ManualKind, manual)
+        ),
     }
     if best is None:
         return Plan.model_validate({**fields, "feasible": False, "reason": _reason(problem)})
@@ -173,24 +184,32 @@ def _point(x: Solution) -> FrontierPoint:
     )
 
 
-def _baseline(problem: Problem, size: int, best: Solution | None) -> Baseline:
-    """The manual split with as many nodes as the plan, evaluated the same way."""
-    names, cuts = manual_plan(problem, size)
+def _baseline(problem: Problem, size: int, best: Solution | None, kind: ManualKind) -> Baseline:
+    """The ``kind`` manual split with as many nodes as the plan, evaluated the same way."""
+    names, cuts = manual_plan(problem, size, kind)
     obstacle = problem.obstacle(names, cuts)
     memory = _memory(problem, names, cuts)
     if obstacle and "not measured" in obstacle:
         return Baseline(
-            cuts=list(cuts), nodes=list(names), runnable=False, reason=obstacle, memory_bytes=memory
+            kind=kind,
+            cuts=list(cuts),
+            nodes=list(names),
+            runnable=False,
+            reason=obstacle,
+            memory_bytes=memory,
         )
     try:
         est = problem.estimate(names, cuts)
     except MpslError as exc:  # e.g. a layer not measured on a node's device
-        return Baseline(cuts=list(cuts), nodes=list(names), runnable=False, reason=str(exc))
+        return Baseline(
+            kind=kind, cuts=list(cuts), nodes=list(names), runnable=False, reason=str(exc)
+        )
     value = problem.value(names, cuts, est)
     gain = None
     if best is not None and value > 0:
         gain = 100.0 * (value - best.value) / value
     return Baseline(
+        kind=kind,
         cuts=list(cuts),
         nodes=list(names),
         runnable=obstacle is None,

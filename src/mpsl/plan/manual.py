@@ -1,15 +1,24 @@
-"""The manual baseline: the first N compute nodes in cluster order, cuts that balance the load.
+"""The manual baselines: the first N compute nodes in cluster order, and cuts a person would pick.
 
-A layer's load is its forward + backward + optimizer time averaged over those N nodes (slowdown
-included), the way one splits by hand from a profile; the cuts minimise the largest part load
-(a min-max partition of the chain, solved exactly). Memory and links are ignored, as by hand.
+Two kinds (``MANUAL_KINDS``): ``balanced`` balances the load, a layer's load being its forward +
+backward + optimizer time averaged over those N nodes (slowdown included), the way one splits by
+hand from a profile; the cuts minimise the largest part load (a min-max partition of the chain,
+solved exactly). ``equal`` gives each node the same number of layers (``split.equal_cuts``), the
+way one splits without a profile. Both ignore memory and links, as by hand.
 """
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 
+from mpsl.errors import ConfigError
 from mpsl.plan.problem import INF, Problem
+from mpsl.plan.types import ManualKind
+from mpsl.split import equal_cuts
+
+MANUAL_KINDS: tuple[str, ...] = get_args(ManualKind)
 
 
 def layer_loads(problem: Problem, names: tuple[str, ...]) -> np.ndarray:
@@ -47,8 +56,16 @@ def balanced_cuts(loads: np.ndarray, parts: int) -> list[int]:
     return cuts[::-1]
 
 
-def manual_plan(problem: Problem, size: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """(nodes, full cut list) of the manual split over the first ``size`` compute nodes."""
+def manual_plan(
+    problem: Problem, size: int, kind: str = "balanced"
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(nodes, full cut list) of the ``kind`` manual split over the first ``size`` compute nodes."""
     names = problem.names[:size]
+    if kind == "equal":
+        return names, equal_cuts(problem.first_cut, problem.last_cut, size)
+    if kind != "balanced":
+        raise ConfigError(
+            f"expected one of {', '.join(MANUAL_KINDS)}; got {kind!r}", field="--manual"
+        )
     inner = balanced_cuts(layer_loads(problem, names), size)
     return names, (problem.first_cut, *(problem.first_cut + p for p in inner))

@@ -4,7 +4,9 @@ A cross-check of the combinatorial solver and the in-run baseline of the benchma
 x[u, i, k] = 1 when node u holds positions i..k (only segments that fit and are measured);
 y[v, u, i] = 1 when cut i passes from v to u (continuous: the flow constraints make it 0/1);
 F and B the bottlenecks. Each node appears at most once; the chain runs from position 0 to M.
-Single-node plans follow their own round formula and are enumerated instead.
+Single-node plans follow their own round formula and are enumerated instead. The memory objective
+(plan/memory.py) runs two MILPs: the least largest-node memory (F bounds each node's memory), then
+the epoch MILP over the segments within it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from scipy.sparse import coo_array
 
 from mpsl.errors import MpslError
 from mpsl.plan.dp import one_hop, pick
+from mpsl.plan.memory import solve_memory
 from mpsl.plan.pareto import MS_PER_HOUR, cheapest
 from mpsl.plan.problem import INF, Objective, Problem, Solution
 from mpsl.quiet import silenced
@@ -52,6 +55,8 @@ class _Rows:
 def solve_milp(problem: Problem, time_limit_s: float = 600.0) -> tuple[Solution | None, list]:
     """The optimum by MILP (plus enumerated single-node plans)."""
     pr, obj = problem, problem.objective
+    if obj is Objective.MEMORY:
+        return solve_memory(pr, least_memory_milp, lambda p: solve_milp(p)[0]), []
     paper = obj is Objective.PAPER
     singles = [] if paper else one_hop(pr)
     sizes = [s for s in pr.sizes if paper or s >= 2]
@@ -62,8 +67,15 @@ def solve_milp(problem: Problem, time_limit_s: float = 600.0) -> tuple[Solution 
     return pick(found), []
 
 
+def least_memory_milp(problem: Problem) -> float | None:
+    """M* (plan/memory.py) by MILP: the largest node memory of the plan that minimises it."""
+    found = _chain_milp(problem, min(problem.sizes), max(problem.sizes), 600.0)
+    return None if found is None else float(problem.largest_bytes(found.nodes, found.cuts))
+
+
 def _chain_milp(pr: Problem, lo_n: int, hi_n: int, time_limit_s: float) -> Solution | None:
-    paper = pr.objective is Objective.PAPER
+    memory = pr.objective is Objective.MEMORY  # F is the largest node memory; nothing else
+    paper = memory or pr.objective is Objective.PAPER
     cost = pr.objective is Objective.COST
     m = pr.positions - 1
     xs = [(u, i, k) for u, i, k in zip(*np.nonzero(pr.seg_ok), strict=True)]
@@ -100,7 +112,9 @@ def _chain_milp(pr: Problem, lo_n: int, hi_n: int, time_limit_s: float) -> Solut
                 0,
             )
         # each node holds at most one segment, so its bottleneck share is a sum
-        rows.add({col_f: 1.0, **{j: -pr.seg_f[xs[j]] for j in mine}}, 0, INF)
+        # memory in GB: byte-sized coefficients would strain the solver's tolerances
+        seg_f = pr.seg_mem / 1e9 if memory else pr.seg_f
+        rows.add({col_f: 1.0, **{j: -float(seg_f[xs[j]]) for j in mine}}, 0, INF)
         rows.add({col_b: 1.0, **{j: -pr.seg_b[xs[j]] for j in mine}}, 0, INF)
     if not paper:
         for i in range(1, m):
@@ -108,7 +122,9 @@ def _chain_milp(pr: Problem, lo_n: int, hi_n: int, time_limit_s: float) -> Solut
             rows.add({col_f: 1.0, **hops}, 0, INF)
             rows.add({col_b: 1.0, **hops}, 0, INF)
     time = np.zeros(ncols)  # the round in ms, less const_ms
-    if paper:
+    if memory:
+        time[col_f] = 1.0
+    elif paper:
         time[col_f] = time[col_b] = 1.0
     else:
         for j, (u, i, k) in enumerate(xs):

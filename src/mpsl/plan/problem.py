@@ -36,12 +36,14 @@ class Objective(enum.StrEnum):
     EPOCH = "epoch"  # the estimator's round time
     PAPER = "paper"  # the published ILP: max forward + max backward, no communication
     COST = "cost"  # price of the nodes used x round time
+    MEMORY = "memory"  # the largest compute node's memory; ties: the shorter round
 
 
 UNITS = {
     Objective.EPOCH: "s per round",
     Objective.PAPER: "ms per batch",
     Objective.COST: "price units per round",
+    Objective.MEMORY: "bytes on the largest compute node",
 }
 
 
@@ -128,6 +130,8 @@ class Problem:
         """The objective of a plan in UNITS[objective]."""
         if self.objective is Objective.EPOCH:
             return est.round_s
+        if self.objective is Objective.MEMORY:
+            return float(self.largest_bytes(names, cuts))
         if self.objective is Objective.COST:
             hourly = sum(self.cluster.node(n).price_per_hour for n in names)
             return hourly * est.round_s / 3600.0
@@ -150,6 +154,13 @@ class Problem:
                     f"{self.num_owners} data owners but has {gb(node.memory_bytes)}"
                 )
         return None
+
+    def largest_bytes(self, names: Sequence[str], cuts: Sequence[int]) -> int:
+        """Memory of the plan's largest compute node (under its budget if it has one)."""
+        return max(
+            self.node_need_bytes(name, lo + 1, hi)
+            for name, lo, hi in zip(names, cuts, cuts[1:], strict=False)
+        )
 
     def need_bytes(self, first: int, last: int) -> int:
         """Memory a compute node needs to host layers first..last under this objective's model."""
@@ -238,15 +249,16 @@ def build_problem(
         obj = Objective(objective)
     except ValueError:
         raise ConfigError(
-            f"expected one of epoch, paper, cost; got {objective!r}", field="--objective"
+            f"expected one of {', '.join(o.value for o in Objective)}; got {objective!r}",
+            field="--objective",
         ) from None
     if max_round_s is not None and max_round_s <= 0:
         raise ConfigError(
             f"expected a positive number of seconds; got {max_round_s}", field="--max-round-s"
         )
-    if max_round_s is not None and obj is Objective.PAPER:
+    if max_round_s is not None and obj in (Objective.PAPER, Objective.MEMORY):
         raise ConfigError(
-            "the paper objective is not a round time; use --objective epoch or cost",
+            f"the {obj.value} objective takes no round-time limit; use --objective epoch or cost",
             field="--max-round-s",
         )
     _check_inputs(profile, cluster, first_cut, last_cut)

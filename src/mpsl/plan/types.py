@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpsl.fileformat import load_model, save_model
 
+ManualKind = Literal["balanced", "equal"]  # plan/manual.py
+ObjectiveName = Literal["epoch", "paper", "cost", "memory"]  # problem.Objective's values
+
 
 class PlanPart(BaseModel):
     """One middle part: the compute node that hosts it and its layers (1-based, inclusive)."""
@@ -28,9 +31,12 @@ class PlanPart(BaseModel):
 
 
 class Baseline(BaseModel):
-    """The manual split (first N nodes in cluster order, load-balanced cuts), for comparison."""
+    """A manual split (first N nodes in cluster order; load-balanced or equal-layer cuts)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ManualKind = Field(
+        default="balanced", description="balanced: least largest part load; equal: layer counts"
+    )
     cuts: list[int]
     nodes: list[str]
     runnable: bool = Field(description="fits in memory and every layer is measured on its node")
@@ -61,7 +67,7 @@ class Plan(BaseModel):
     reason: str | None = Field(default=None, description="why no plan exists (feasible: false)")
     cuts: list[int] = Field(default_factory=list)
     parts: list[PlanPart] = Field(default_factory=list)
-    objective: Literal["epoch", "paper", "cost"] = "epoch"
+    objective: ObjectiveName = "epoch"
     objective_value: float | None = None
     objective_unit: str | None = None
     predicted: dict[str, float] = Field(default_factory=dict)
