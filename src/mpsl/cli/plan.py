@@ -80,8 +80,8 @@ def plan(
         if out is not None:
             out.write_text(levels.model_dump_json(indent=1, exclude_none=True) + "\n")
         if as_json:
-            print_json({**levels.model_dump(mode="json", exclude_none=True),
-                        "imputed": imputed_json(imputed)})  # fmt: skip
+            data = levels.model_dump(mode="json", exclude_none=True)
+            print_json(data | ({"imputed": imputed_json(imputed)} if imputed else {}))
         else:
             for line in imputed_lines(imputed):
                 typer.echo(line, err=True)
