@@ -91,3 +91,21 @@ def save(name: str, data: dict[str, Any], fig: Figure, out: Path) -> tuple[Path,
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return path, png
+
+
+def report(
+    name: str,
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    fig: Figure,
+    columns: list[tuple[str, str, str]],
+) -> None:
+    """Save the study (its config and rows) and print it: the JSON with ``--json``, else the
+    table of ``columns``."""
+    data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
+    path, png = save(name, data, fig, args.out)
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return
+    print(table(rows, columns))
+    print(f"wrote {path} and {png}", file=sys.stderr)

@@ -16,11 +16,10 @@ form and the simulation for every K, measured in the emulated runtime (time scal
 
 from __future__ import annotations
 
-import json
 import sys
 
 import matplotlib.pyplot as plt
-from _study import MODELS, parser, save, table, testbed, vms
+from _study import MODELS, parser, report, testbed, vms
 from _time import emulated, predicted
 
 from mpsl.plan import make_plan
@@ -75,30 +74,25 @@ def main() -> None:
         ax.set_title(f"{label}, d1 owners at 8 Mbit/s")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
-    path, png = save("epoch_vs_owners", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
-    print(
-        table(
-            rows,
-            [
-                ("model", "model", ""),
-                ("P", "P", ""),
-                ("K", "K", ""),
-                ("cuts", "cuts", ""),
-                ("closed_epoch_s", "closed epoch s", ".0f"),
-                ("sim_epoch_s", "sim epoch s", ".0f"),
-                ("measured_epoch_s", "emulated epoch s", ".0f"),
-                ("sim_error_pct", "sim vs emu %", "+.2f"),
-                ("aggregation_s", "aggregation s", ".1f"),
-                ("bound", "bound by", ""),
-                ("bound_share", "busy share", ".2f"),
-            ],
-        )
+    report(
+        "epoch_vs_owners",
+        args,
+        rows,
+        fig,
+        [
+            ("model", "model", ""),
+            ("P", "P", ""),
+            ("K", "K", ""),
+            ("cuts", "cuts", ""),
+            ("closed_epoch_s", "closed epoch s", ".0f"),
+            ("sim_epoch_s", "sim epoch s", ".0f"),
+            ("measured_epoch_s", "emulated epoch s", ".0f"),
+            ("sim_error_pct", "sim vs emu %", "+.2f"),
+            ("aggregation_s", "aggregation s", ".1f"),
+            ("bound", "bound by", ""),
+            ("bound_share", "busy share", ".2f"),
+        ],
     )
-    print(f"wrote {path} and {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":

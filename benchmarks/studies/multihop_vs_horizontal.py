@@ -23,13 +23,12 @@ bounds the round.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from typing import Any
 
 import matplotlib.pyplot as plt
-from _study import MODELS, parser, save, table, testbed, vms
+from _study import MODELS, parser, report, testbed, vms
 from _time import emulated, predicted
 
 from mpsl.cluster import Cluster
@@ -108,31 +107,26 @@ def main() -> None:
             ax.set_title(f"{label}, K = {k}")
             ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
-    path, png = save("multihop_vs_horizontal", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
-    print(
-        table(
-            rows,
-            [
-                ("model", "model", ""),
-                ("K", "K", ""),
-                ("N", "N", ""),
-                ("kind", "kind", ""),
-                ("cuts", "cuts", ""),
-                ("closed_epoch_s", "closed epoch s", ".0f"),
-                ("sim_epoch_s", "sim epoch s", ".0f"),
-                ("measured_epoch_s", "emulated epoch s", ".0f"),
-                ("sim_error_pct", "sim vs emu %", "+.2f"),
-                ("max_node_gb", "max node GB", ".1f"),
-                ("bound", "bound by", ""),
-                ("bound_share", "busy share", ".2f"),
-            ],
-        )
+    report(
+        "multihop_vs_horizontal",
+        args,
+        rows,
+        fig,
+        [
+            ("model", "model", ""),
+            ("K", "K", ""),
+            ("N", "N", ""),
+            ("kind", "kind", ""),
+            ("cuts", "cuts", ""),
+            ("closed_epoch_s", "closed epoch s", ".0f"),
+            ("sim_epoch_s", "sim epoch s", ".0f"),
+            ("measured_epoch_s", "emulated epoch s", ".0f"),
+            ("sim_error_pct", "sim vs emu %", "+.2f"),
+            ("max_node_gb", "max node GB", ".1f"),
+            ("bound", "bound by", ""),
+            ("bound_share", "busy share", ".2f"),
+        ],
     )
-    print(f"wrote {path} and {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":

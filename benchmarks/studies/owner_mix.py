@@ -15,12 +15,11 @@ measured in the emulated runtime (time scaled), the role that bounds the round a
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import matplotlib.pyplot as plt
-from _study import MODELS, parser, save, table, vms
+from _study import MODELS, parser, report, vms
 from _time import emulated, predicted
 
 from mpsl.cluster import reference_testbed
@@ -82,29 +81,24 @@ def main() -> None:
         ax.set_title(f"{label}, K = {args.owners}, P = {args.level}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
-    path, png = save("owner_mix", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
-    print(
-        table(
-            rows,
-            [
-                ("model", "model", ""),
-                ("d2_pct", "d2 %", ".0f"),
-                ("cuts", "cuts", ""),
-                ("imputed", "imputed", ""),
-                ("closed_epoch_s", "closed epoch s", ".0f"),
-                ("sim_epoch_s", "sim epoch s", ".0f"),
-                ("measured_epoch_s", "emulated epoch s", ".0f"),
-                ("sim_error_pct", "sim vs emu %", "+.2f"),
-                ("bound", "bound by", ""),
-                ("bound_share", "busy share", ".2f"),
-            ],
-        )
+    report(
+        "owner_mix",
+        args,
+        rows,
+        fig,
+        [
+            ("model", "model", ""),
+            ("d2_pct", "d2 %", ".0f"),
+            ("cuts", "cuts", ""),
+            ("imputed", "imputed", ""),
+            ("closed_epoch_s", "closed epoch s", ".0f"),
+            ("sim_epoch_s", "sim epoch s", ".0f"),
+            ("measured_epoch_s", "emulated epoch s", ".0f"),
+            ("sim_error_pct", "sim vs emu %", "+.2f"),
+            ("bound", "bound by", ""),
+            ("bound_share", "busy share", ".2f"),
+        ],
     )
-    print(f"wrote {path} and {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":
