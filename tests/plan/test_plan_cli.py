@@ -198,3 +198,16 @@ def test_sweep_parts_shows_levels_without_a_plan_and_why(tmp_path: Path) -> None
     first, second = data["points"]
     assert first["plan"]["feasible"] is False and "largest_node_bytes" not in first
     assert second["plan"]["feasible"] is True and second["largest_node_bytes"] > 0
+
+
+def test_a_cluster_with_shared_hosts_or_uplinks_is_refused_naming_them(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path)
+    data = json.loads(path.read_text())
+    data["compute_nodes"][0]["host"] = data["compute_nodes"][1]["host"] = "box"
+    data["hosts"] = [{"name": "box", "cores": 4}]
+    path.write_text(json.dumps(data))
+    result = runner.invoke(app, plan_args(path))
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert "field 'host'" in message and "shared host box" in message
+    assert "--method sim" in message

@@ -235,6 +235,22 @@ def _sizes(hops: int | str, n: int, m: int) -> tuple[int, ...]:
     return (hops,)
 
 
+def _refuse_sharing(cluster: Cluster) -> None:
+    """ConfigError for shared hosts or uplinks: the planner's costs take every node's cores and
+    every data owner's link as its own, so its plan for such a cluster would be optimistic."""
+    hosts = sorted({n.host for n in cluster.compute_nodes if n.host is not None})
+    uplinks = sorted({g.uplink for g in cluster.data_owners if g.uplink is not None})
+    if hosts or uplinks:
+        shared = [f"host {h}" for h in hosts] + [f"uplink {u}" for u in uplinks]
+        raise ConfigError(
+            f"shared {', '.join(shared)}: the planner models every compute node with cores of its "
+            "own and every data owner with a link of its own, so its plan would be optimistic; "
+            "plan on the cluster without 'host' and 'uplink', then check the plan on this one "
+            "with `mpsl estimate --method sim` (docs/planner.md)",
+            field="host" if hosts else "uplink",
+        )
+
+
 def build_problem(
     profile: Profile,
     cluster: Cluster,
@@ -262,6 +278,7 @@ def build_problem(
             field="--max-round-s",
         )
     _check_inputs(profile, cluster, first_cut, last_cut)
+    _refuse_sharing(cluster)
     nodes = cluster.compute_nodes
     n, m = len(nodes), last_cut - first_cut
     p = m + 1
