@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mpsl.schedule import Schedule, generate
+from mpsl.schedule import Scenario, Schedule, generate
 from mpsl.schedule.baselines import solve_balanced_greedy, solve_random
 from mpsl.schedule.cpsat import MAX_WORKERS, solve_exact
 from mpsl.schedule.fast import solve_fast
@@ -38,8 +38,10 @@ def _timed(run: Callable[[], Schedule]) -> tuple[Schedule, float]:
     return result, (time.perf_counter() - t0) * 1000
 
 
-def run_instance(model: str, het: str, K: int, H: int, seed: int, limit_s: float) -> dict[str, Any]:
-    """Every method on one generated scenario: makespans, wall-clock ms, exact's bound."""
+def solve_instance(
+    model: str, het: str, K: int, H: int, seed: int, limit_s: float
+) -> tuple[Scenario, dict[str, tuple[Schedule, float]]]:
+    """One generated scenario and every method's schedule of it, with its solve time (ms)."""
     sc = generate(model, K, H, het, seed=seed)
     runs = {
         "random": lambda: solve_random(sc, seed=seed),
@@ -47,13 +49,25 @@ def run_instance(model: str, het: str, K: int, H: int, seed: int, limit_s: float
         "fast": lambda: solve_fast(sc, seed=seed),
         "exact": lambda: solve_exact(sc, time_limit_s=limit_s, seed=seed),
     }
+    return sc, {name: _timed(call) for name, call in runs.items()}
+
+
+def instance_row(
+    model: str, het: str, K: int, H: int, seed: int, solved: dict[str, tuple[Schedule, float]]
+) -> dict[str, Any]:
+    """One instance's row: every method's makespan and solve ms, exact's bound."""
     row: dict[str, Any] = {"model": model, "heterogeneity": het, "K": K, "H": H, "seed": seed}
-    for name, call in runs.items():
-        result, ms = _timed(call)
+    for name, (result, ms) in solved.items():
         row[name] = {"makespan_ms": result.makespan_ms, "solve_ms": ms}
         if name == "exact":
             row[name] |= {"lower_bound_ms": result.lower_bound_ms, "optimal": result.optimal}
     return row
+
+
+def run_instance(model: str, het: str, K: int, H: int, seed: int, limit_s: float) -> dict[str, Any]:
+    """Every method on one generated scenario: makespans, wall-clock ms, exact's bound."""
+    _, solved = solve_instance(model, het, K, H, seed, limit_s)
+    return instance_row(model, het, K, H, seed, solved)
 
 
 def summarize_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:

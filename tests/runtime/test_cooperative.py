@@ -58,7 +58,7 @@ def test_a_wait_no_role_can_answer_ends_at_once():
 
 
 class _Broken(Device):
-    def run(self, kind, fn):
+    def run(self, kind, fn, task=None):
         raise RuntimeError("the part blew up")
 
 

@@ -197,7 +197,7 @@ def test_roles_share_the_cores_and_the_callers_threads_come_back(scheduling, thr
     seen: set[int] = set()
 
     class Probe(Device):
-        def run(self, kind, fn):
+        def run(self, kind, fn, task=None):
             seen.add(torch.get_num_threads())
             return fn()
 

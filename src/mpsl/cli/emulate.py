@@ -23,8 +23,10 @@ from mpsl.tasks import QueuePolicy
 
 
 def emulate(
-    profile: Annotated[str, typer.Option(help="Profile file, or a shipped profile's name.")],
-    cluster: Annotated[Path, typer.Option(help="Cluster file (JSON).")],
+    profile: Annotated[
+        str | None, typer.Option(help="Profile file, or a shipped profile's name.")
+    ] = None,
+    cluster: Annotated[Path | None, typer.Option(help="Cluster file (JSON).")] = None,
     cuts: Annotated[str | None, typer.Option(help="Cut list c0,c1,...,cN.")] = None,
     nodes: Annotated[str | None, typer.Option(help="Compute node per middle part.")] = None,
     plan: Annotated[
@@ -39,6 +41,13 @@ def emulate(
     ] = 1.0,
     out: Annotated[Path | None, typer.Option(help="Output directory for the run's report.")] = None,
     impute: ImputeOption = None,
+    schedule: Annotated[
+        Path | None,
+        typer.Option(help="Schedule file (`mpsl schedule --json`): emulate one hop, helpers."),
+    ] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="With --schedule: the scenario file it was made for.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Emulate one round: every task takes its profiled time, every message its link's time.
@@ -46,6 +55,11 @@ def emulate(
     Emulation only (no real compute): the model is replaced by stand-in layers and messages carry
     their sizes, so large models and many data owners run on one machine. Prints the measured
     round time next to the simulation's and the closed form's predictions.
+
+    With --schedule, one hop with several helpers instead: each helper serves the data owners the
+    schedule assigns it, in the schedule's task order, and the scenario's times (--scenario FILE,
+    or --profile, --cluster and --cuts A,B) make every task last its time. Prints the measured
+    makespan of one batch next to the schedule's.
     """
     from mpsl.emulate.emulation import Emulation, epoch_seconds
     from mpsl.estimate.closed_form import multihop
@@ -56,6 +70,25 @@ def emulate(
 
     if time_scale <= 0:
         raise ConfigError(f"must be positive; got {time_scale}", field="--time-scale")
+    if schedule is not None:
+        given = {"--nodes": nodes, "--plan": plan, "--stragglers": stragglers,
+                 "--policy": policy != "fifo"}  # fmt: skip
+        chain_only = [name for name, value in given.items() if value]
+        if chain_only:
+            raise ConfigError(
+                f"a schedule sets each helper's data owners and task order: drop "
+                f"{', '.join(chain_only)}",
+                field="--schedule",
+            )
+        _emulate_schedule(schedule, scenario, profile, cluster, cuts, impute, time_scale, out,
+                          as_json)  # fmt: skip
+        return
+    if scenario is not None:
+        raise ConfigError("a scenario is emulated with a schedule: add --schedule FILE",
+                          field="--scenario")  # fmt: skip
+    if profile is None or cluster is None:
+        raise ConfigError("give --profile and --cluster (or --schedule FILE with its scenario)",
+                          field="--profile" if profile is None else "--cluster")  # fmt: skip
     queue_policy = QueuePolicy.parse(policy, field="--policy")
     if queue_policy is QueuePolicy.SCHEDULED:
         raise ConfigError("an emulation follows no prescribed order: choose fifo or "
@@ -100,6 +133,49 @@ def emulate(
             table.add_row(label, f"{value:,.2f}", f"{(value - measured_s) / measured_s:+.2%}")
     Console().print(table)
     for line in imputed_lines(em.imputed):
+        console.print(line)
+    if out:
+        console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")
+
+
+def _emulate_schedule(
+    schedule: Path,
+    scenario: Path | None,
+    profile: str | None,
+    cluster: Path | None,
+    cuts: str | None,
+    impute: str | None,
+    time_scale: float,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """``mpsl emulate --schedule``: one batch of one hop, each helper in its prescribed order."""
+    from mpsl.cli.schedule import load_scenario
+    from mpsl.emulate.onehop import emulate_schedule
+    from mpsl.profile.impute import imputed_json
+    from mpsl.report.summary import write_run
+    from mpsl.schedule.orders import load_schedule
+
+    sc, imputed = load_scenario(scenario, profile, cluster, cuts, impute)
+    assignment, orders = load_schedule(schedule)
+    console = Console(stderr=True)
+    with console.status(f"emulating one batch ({sc.num_owners} data owners, {sc.num_helpers} "
+                        f"helpers)"):  # fmt: skip
+        run = emulate_schedule(sc, assignment, orders, time_scale, method=str(schedule))
+    if out:
+        write_run(run.run, out)
+    if as_json:
+        print_json({**run.to_json(), "imputed": imputed_json(imputed)})
+        return
+    measured, predicted = run.makespan_ms / 1000, run.predicted.makespan_ms / 1000
+    table = Table("makespan", "seconds", "vs measured")
+    table.add_row("measured (emulated runtime)", f"{measured:,.3f}", "")
+    table.add_row("schedule (evaluator)", f"{predicted:,.3f}", f"{run.error:+.2%}")
+    Console().print(table)
+    errors = run.start_errors_ms()
+    console.print(f"{len(errors)} helper tasks started {sum(errors) / len(errors):,.1f} ms "
+                  f"(mean), {max(errors):,.1f} ms (max) from the schedule's starts")  # fmt: skip
+    for line in imputed_lines(imputed):
         console.print(line)
     if out:
         console.print(f"report in {out}/ (summary.json, events.jsonl, pipeline.png)")

@@ -16,17 +16,22 @@ from rich.table import Table
 from mpsl.cli.common import ImputeOption, imputed_lines, parse_ints, print_json
 from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
-from mpsl.profile.format import Profile
 from mpsl.profile.impute import Imputation, Imputed, imputed_json
+from mpsl.profile.shipped import load_profile
 from mpsl.schedule import Scenario, Schedule, from_cluster, generate, solve
 from mpsl.schedule.solve import DEFAULT_TIME_LIMIT_S, Method, parse_method
 from mpsl.tasks import TaskKind
+
+ONE_SOURCE = (
+    "expected exactly one scenario source: --scenario FILE, --generate, or --profile FILE "
+    "--cluster FILE --cuts A,B; found "
+)
 
 
 def _scenario(
     scenario: Path | None,
     gen: bool,
-    profile: Path | None,
+    profile: str | None,
     cluster: Path | None,
     cuts: str | None,
     model: str,
@@ -37,30 +42,44 @@ def _scenario(
     impute: str | None = None,
 ) -> tuple[Scenario, tuple[Imputed, ...]]:
     """The scenario of whichever single source the flags name, and the timings imputed for it."""
-    sources = [
-        name
-        for name, given in (("--scenario", scenario is not None), ("--generate", gen),
-                            ("--profile/--cluster", profile is not None or cluster is not None))
-        if given
-    ]  # fmt: skip
-    if len(sources) != 1:
-        found = ", ".join(sources) or "none"
+    if not gen:
+        return load_scenario(scenario, profile, cluster, cuts, impute)
+    if scenario is not None or profile is not None or cluster is not None:
+        found = "--scenario" if scenario is not None else "--profile/--cluster"
+        raise ConfigError(ONE_SOURCE + f"--generate, {found}")
+    if impute is not None:
         raise ConfigError(
-            f"expected exactly one scenario source: --scenario FILE, --generate, or --profile FILE "
-            f"--cluster FILE --cuts A,B; found {found}"
-        )
-    imputation = Imputation.parse(impute)
-    if imputation is not None and profile is None:
-        raise ConfigError(
-            "--impute applies to a deployment scenario (--profile/--cluster); a scenario file "
-            "holds times already and --generate imputes as its setting says (docs/schedule.md)",
+            "--impute applies to a deployment scenario (--profile/--cluster); --generate imputes "
+            "as its setting says (docs/schedule.md)",
             field="--impute",
         )
+    cut = parse_ints(cuts, "--cuts") if cuts is not None else None
+    return generate(model, owners, helpers, heterogeneity, cut, seed), ()
+
+
+def load_scenario(
+    scenario: Path | None,
+    profile: str | Path | None,
+    cluster: Path | None,
+    cuts: str | None,
+    impute: str | None = None,
+) -> tuple[Scenario, tuple[Imputed, ...]]:
+    """The scenario of a file (``--scenario``) or of a deployment (``--profile``, ``--cluster``,
+    ``--cuts``), and the timings imputed for it."""
+    if scenario is not None and (profile is not None or cluster is not None):
+        raise ConfigError(ONE_SOURCE + "--scenario, --profile/--cluster")
+    if scenario is None and profile is None and cluster is None:
+        raise ConfigError(ONE_SOURCE + "none")
+    imputation = Imputation.parse(impute)
     if scenario is not None:
+        if imputation is not None:
+            raise ConfigError(
+                "--impute applies to a deployment scenario (--profile/--cluster); a scenario file "
+                "holds times already (docs/schedule.md)",
+                field="--impute",
+            )
         return Scenario.load(scenario), ()
     cut = parse_ints(cuts, "--cuts") if cuts is not None else None
-    if gen:
-        return generate(model, owners, helpers, heterogeneity, cut, seed), ()
     missing = [n for n, v in (("--profile", profile), ("--cluster", cluster), ("--cuts", cut))
                if v is None]  # fmt: skip
     if profile is None or cluster is None or cut is None:
@@ -68,7 +87,7 @@ def _scenario(
             "a deployment scenario needs --profile FILE, --cluster FILE and --cuts A,B; "
             f"missing: {', '.join(missing)}"
         )
-    return from_cluster(Profile.load(profile), Cluster.load(cluster), cut, str(cluster), imputation)
+    return from_cluster(load_profile(profile), Cluster.load(cluster), cut, str(cluster), imputation)
 
 
 def _order_text(result: Schedule, h: int) -> str:
@@ -115,7 +134,9 @@ def schedule(
         typer.Option(help="Cuts c0,c1 (default for --generate: resnet101 3,33, vgg19 3,20)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator and of the methods.")] = 0,
-    profile: Annotated[Path | None, typer.Option(help="Profile file (with --cluster).")] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Profile file, or a shipped profile's name (with --cluster).")
+    ] = None,
     cluster: Annotated[Path | None, typer.Option(help="Cluster file (with --profile).")] = None,
     method: Annotated[
         str, typer.Option(help="auto, exact, fast, balanced-greedy or random.")

@@ -39,6 +39,13 @@ def stand_in_model(profile: Profile) -> LayerChain:
     return LayerChain(f"{profile.model}-emulated", layers, (1,))
 
 
+def stand_in_data(samples: int) -> Dataset:
+    """``samples`` zero samples of one feature, labelled 0: what stand-in layers train on."""
+    x = torch.zeros(samples, 1)
+    data = Labeled(x, torch.zeros(samples, dtype=torch.long))
+    return Dataset("emulated", data, Labeled(x[:1], data.y[:1]), 1)
+
+
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """Keep the garbage collector from stalling every role thread in the middle of a run.
@@ -175,9 +182,7 @@ class Emulation:
         k = len(self.groups)
         if not compute:
             model = stand_in_model(self.profile)
-            samples = torch.zeros(t.batch_size * k, 1)
-            data = Labeled(samples, torch.zeros(len(samples), dtype=torch.long))
-            dataset = Dataset("emulated", data, Labeled(samples[:1], data.y[:1]), 1)
+            dataset = stand_in_data(t.batch_size * k)
         config = RunConfig.model_validate(
             {
                 "dataset": "synthetic",

@@ -27,6 +27,26 @@ TRIGGER = {
 }
 
 
+TaskKey = tuple[int, int]
+"""(data owner, batch): the task a message triggers."""
+
+
+Arrivals = deque[tuple[TaskKey | None, float]]
+"""Messages of one kind a thread received and has not run yet: (task, due time)."""
+
+
+def _take(arrivals: Arrivals | None, task: TaskKey | None) -> float | None:
+    """Remove and return the due time of ``task``'s arrival (the oldest one without a key)."""
+    if not arrivals:
+        return None
+    if task is not None:
+        for i, (key, due) in enumerate(arrivals):
+            if key == task:
+                del arrivals[i]
+                return due
+    return arrivals.popleft()[1]
+
+
 class Keeper(Protocol):
     """A transport that keeps threads' timelines (``links.EmulatedLinks``)."""
 
@@ -38,9 +58,11 @@ class Timeline(threading.local):
 
     A transport that knows when each message was due (``links.EmulatedLinks``) calls ``arrived``
     for every message it hands to this thread; ``Device.run`` reads and advances the clock and
-    tells the transport's ``watcher``. Task messages are matched to tasks in arrival order per
-    kind, which is the order in which the ``fifo`` and ``backward-first`` queues run them. The
-    clock belongs to one transport (``keeper``): a thread that serves another starts afresh.
+    tells the transport's ``watcher``. A task message is matched to the task it triggers by its
+    (data owner, batch) ``task`` key, since a node may run its waiting tasks in another order
+    than they came (a prescribed order, or resident instances first under a memory budget); a
+    task without a key takes the oldest arrival of its kind. The clock belongs to one transport
+    (``keeper``): a thread that serves another starts afresh.
     """
 
     def __init__(self) -> None:
@@ -50,7 +72,7 @@ class Timeline(threading.local):
         self.keeper = keeper  # the transport that reports arrivals to this thread
         self.emulating = False  # this thread runs an emulated device: its sends use ``now``
         self.now: float | None = None
-        self.pending: dict[str, deque[float]] = {}
+        self.pending: dict[str, Arrivals] = {}
         self.watcher: Callable[[float], None] | None = None  # told each new ``now`` of a task
 
     @property
@@ -58,13 +80,13 @@ class Timeline(threading.local):
         """Whether a transport still reports arrivals to this thread."""
         return self.keeper is not None and self.keeper.keeping
 
-    def arrived(self, keeper: Keeper, kind: str, due: float) -> None:
-        """``keeper`` handed this thread a message of ``kind``; in the emulated deployment it came
-        at ``due``."""
+    def arrived(self, keeper: Keeper, kind: str, due: float, task: TaskKey | None = None) -> None:
+        """``keeper`` handed this thread a message of ``kind`` (for ``task``, when known); in the
+        emulated deployment it came at ``due``."""
         if self.keeper is not keeper:
             self._reset(keeper)
         if kind in ("activation", "gradient"):
-            self.pending.setdefault(kind, deque()).append(due)
+            self.pending.setdefault(kind, deque()).append((task, due))
         elif self.now is None or due > self.now:
             self.now = due  # control messages (round start) move the role's clock on
 
@@ -74,12 +96,13 @@ class Timeline(threading.local):
             return self.now
         return time.perf_counter()
 
-    def begin(self, kind: TaskKind, fallback: float) -> float:
-        """Emulated start of a task of ``kind``: after the previous task and its trigger."""
+    def begin(self, kind: TaskKind, fallback: float, task: TaskKey | None = None) -> float:
+        """Emulated start of a task of ``kind`` (for ``task``, when known): after the previous
+        task and its trigger."""
         trigger = TRIGGER.get(kind)
-        arrivals = self.pending.get(trigger) if trigger else None
         if trigger is not None:
-            start = arrivals.popleft() if arrivals else fallback
+            due = _take(self.pending.get(trigger), task)
+            start = due if due is not None else fallback
         else:
             start = self.now if self.now is not None else fallback
         return start if self.now is None else max(self.now, start)

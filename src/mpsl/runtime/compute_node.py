@@ -302,7 +302,7 @@ class ComputeNode(Worker):
             out, saved[0] = inst.meter.run(lambda: module(x), module, x)
             return x, out
 
-        result = self.device.run(TaskKind.FWD, work)
+        result = self.device.run(TaskKind.FWD, work, (msg.owner, msg.batch))
         self.store.used(slot)
         if result is None:  # emulation only: no tensors, just their sizes
             self.stash[(msg.owner, msg.batch)] = (torch.empty(0), None, msg.virtual_bytes)
@@ -359,7 +359,7 @@ class ComputeNode(Worker):
                 slot.optimizer.zero_grad(set_to_none=True)
             return to_host(x.grad) if x.grad is not None else None
 
-        grad = self.device.run(TaskKind.BWD, work if out is not None else _none)
+        grad = self.device.run(TaskKind.BWD, work if out is not None else _none, key)
         self.store.used(slot)
         self.live_activation_bytes -= saved if out is not None else 0
         out_msg = Message(

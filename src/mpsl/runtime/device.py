@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mpsl.runtime.clock import Timeline
+from mpsl.runtime.clock import TaskKey, Timeline
 from mpsl.tasks import TaskKind
 
 T = TypeVar("T")
@@ -83,6 +83,9 @@ class Device:
     """
 
     times_ms: Mapping[str, float] = field(default_factory=dict)
+    # Times of one data owner's tasks where they differ from ``times_ms`` (a one-hop scenario
+    # gives every (data owner, helper) pair its own times).
+    owner_ms: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     compute: bool = True
     slowdown: float = 1.0
     clock: Timeline | None = None  # the run's emulated time (the engine's), when links emulate
@@ -94,19 +97,21 @@ class Device:
         """True when task times come from a profile."""
         return bool(self.times_ms)
 
-    def run(self, kind: TaskKind, fn: Callable[[], T]) -> T | None:
-        """Run task ``kind``; in emulation, take exactly its profiled time."""
+    def run(self, kind: TaskKind, fn: Callable[[], T], task: TaskKey | None = None) -> T | None:
+        """Run task ``kind`` (of ``task``: data owner, batch); in emulation, take exactly its
+        profiled time."""
         if not self.emulated:
             return fn()
         start = time.perf_counter()
         result = fn() if self.compute else None
         spent = time.perf_counter() - start
-        duration = self.times_ms[kind] * self.slowdown / 1000.0
+        times = self.owner_ms.get(task[0], self.times_ms) if task is not None else self.times_ms
+        duration = times.get(kind, self.times_ms[kind]) * self.slowdown / 1000.0
         clock = self.clock
         if clock is not None and clock.kept:
             # Real work that overran the profile makes the task as long as the work.
             length = max(duration, spent)
-            begin = clock.begin(kind, start)
+            begin = clock.begin(kind, start, task)
             if self.host is not None:
                 begin = self.host.claim(begin, length)
             end = begin + length

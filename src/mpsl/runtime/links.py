@@ -138,7 +138,7 @@ class EmulatedLinks:
                 self._changed(role)
             raise TransportTimeout(f"{endpoint}: nothing received in {timeout} s") from None
         clock = self.clock
-        clock.arrived(self, msg.kind.value, due)
+        clock.arrived(self, msg.kind.value, due, (msg.owner, msg.batch))
         clock.watcher = role.advanced
         with self._lock:
             del role.inbox[seq]
