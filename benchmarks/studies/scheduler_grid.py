@@ -1,7 +1,7 @@
 """Study: the scheduler's makespan grid (one-hop parallel SL with H helpers).
 
     python benchmarks/studies/scheduler_grid.py [--seeds 3] [--exact-time-limit 2]
-        [--emulate-seeds 1] [--target-s 1.5] [--out DIR]
+        [--emulate-seeds N] [--target-s 1] [--out DIR]
 
 Grid of the workflow-optimization study: K in 20, 30, 40, 50, 60, 70 data owners, H in 5, 10
 helpers, low and high heterogeneity, ResNet-101 cut (3, 33) and VGG-19 cut (3, 20), scenarios from
@@ -9,10 +9,10 @@ helpers, low and high heterogeneity, ResNet-101 cut (3, 33) and VGG-19 cut (3, 2
 cell, the mean makespan over seeds of random assignment with FCFS, balanced-greedy, fast and exact
 (CP-SAT, time-limited: a makespan and a proven lower bound); each instance is solved by
 benchmarks/scheduler.solve_instance, the scheduler benchmark's own function. Every method's
-schedule of the first --emulate-seeds seeds of a cell is also run in the emulated runtime
-(``mpsl emulate --schedule``: each helper follows its order, every task lasts its scenario time,
-scaled so that a batch lasts about --target-s seconds) and its measured makespan kept beside the
-predicted one.
+schedule of the first --emulate-seeds seeds of a cell (default: every seed) also runs in the
+emulated runtime (``mpsl emulate --schedule``: each helper follows its order, every task lasts its
+scenario time, scaled so that a batch lasts about --target-s seconds); its measured makespan is
+kept beside the predicted one.
 """
 
 from __future__ import annotations
@@ -38,9 +38,13 @@ def main() -> None:
     ap = parser(__doc__ or "")
     ap.add_argument("--seeds", type=int, default=3, help="scenarios per cell (default 3)")
     ap.add_argument("--exact-time-limit", type=float, default=2.0, help="CP-SAT seconds")
-    ap.add_argument("--emulate-seeds", type=int, default=1, help="seeds emulated per cell")
-    ap.add_argument("--target-s", type=float, default=1.5, help="seconds an emulated batch lasts")
+    ap.add_argument(
+        "--emulate-seeds", type=int, default=None, help="seeds emulated per cell (default: all)"
+    )
+    ap.add_argument("--target-s", type=float, default=1.0, help="seconds an emulated batch lasts")
     args = ap.parse_args()
+    if args.emulate_seeds is None:
+        args.emulate_seeds = args.seeds
     cells = []
     for model, het, h, k in itertools.product(MODELS, ("low", "high"), HELPERS, OWNERS):
         rows = []
