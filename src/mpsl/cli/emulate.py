@@ -43,7 +43,7 @@ def emulate(
     impute: ImputeOption = None,
     schedule: Annotated[
         Path | None,
-        typer.Option(help="Schedule file (`mpsl schedule --json`): emulate one hop, helpers."),
+        typer.Option(help="Schedule file (`mpsl schedule --json`) to emulate (one hop)."),
     ] = None,
     scenario: Annotated[
         Path | None, typer.Option(help="With --schedule: the scenario file it was made for.")
