@@ -10,8 +10,8 @@ tensor back in a new Message, the sender receives it. Modes: "none" (no encrypti
 Both processes time-stamp the stages of every round trip with time.perf_counter, which on Linux
 reads one clock for all processes (CLOCK_MONOTONIC), so the stamps of the two processes can be
 subtracted. The stamps come from wrappers put around the transport's functions in each process:
-encode, decode, Sessions.open, send, recv and the receiver thread's hand-off to the inbox
-(ZmqTransport._admit). The stages of one way, in order:
+encode, decode, send, recv and the receiver thread's opening of a sealed message
+(ZmqTransport._open). The stages of one way, in order:
 
 - encode: the wire format's encode (deploy/wire.py)
 - send: the rest of ZmqTransport.send (sealing included) until ZeroMQ has queued the message
