@@ -175,6 +175,15 @@ def test_large_sealed_messages_arrive_intact_while_the_sender_reuses_its_buffers
         msg = server.recv("node1", timeout=5)
         assert msg.batch == batch and torch.equal(msg.tensor, tensor)
     assert not server.rejected
+    # Once ZeroMQ has sent them, its trackers release the buffers, and the next message reuses one.
+    _, sealer = owner._sealed["node1"]
+    deadline = time.monotonic() + 5
+    while not all(released.done for _, released in sealer._spare) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    spares = {address(buffer) for buffer, _ in sealer._spare}
+    owner.send("node1", Message(Kind.ACTIVATION, "owner1", owner=0, batch=12, tensor=tensors[0]))
+    assert address(sealer._spare[-1][0]) in spares
+    assert torch.equal(server.recv("node1", timeout=5).tensor, tensors[0])
     owner.close()
 
 
