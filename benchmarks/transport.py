@@ -30,7 +30,8 @@ one given --secure (the "encryption" key says which); every mode is always under
 Processes that run ZmqTransport import mpsl.deploy.transport, which tunes glibc's malloc to keep
 large buffers (mpsl.training.allocator.keep_freed_memory); rx_page_faults_per_message shows
 whether the receiver's buffers are reused
-(a 32 MiB buffer in fresh pages costs 8192 minor faults with 4 KiB pages).
+(a 32 MiB buffer in fresh pages costs 8192 minor faults with 4 KiB pages), and
+tx_page_faults_per_message the same for the sender (the sealed path's ciphertext buffers).
 """
 
 from __future__ import annotations
@@ -124,15 +125,18 @@ def zmq_sender(ctl: Connection, keys: str | None, sealed: bool) -> None:
     bulk = Message(Kind.ACTIVATION, "tx", owner=0, batch=0, round=0, tensor=payload())
     last = replace(bulk, text="last")
     ping = Message(Kind.ACTIVATION, "tx", owner=0, tensor=torch.ones(PING_BYTES // 4), text="ping")
+    faults = Faults()
     while True:
         cmd, n = ctl.recv()
         if cmd == "bulk":
+            faults.per_message()  # from here
             start = time.perf_counter()
             for _ in range(n - 1):
                 tx.send("rx", bulk)
             tx.send("rx", last)
             ack = tx.recv("tx", timeout=TIMEOUT_S)
-            ctl.send((time.perf_counter() - start, ack.value))
+            faults.count = n
+            ctl.send((time.perf_counter() - start, ack.value, faults.per_message()))
         elif cmd == "rtt":
             rtts = []
             for _ in range(n):
@@ -208,15 +212,19 @@ def tcp_sender(ctl: Connection, keys: str | None, sealed: bool) -> None:
     ping = memoryview(torch.ones(PING_BYTES // 4).numpy()).cast("B")
     head = memoryview(bytearray(HEADER.size))
     echo = memoryview(bytearray(PING_BYTES))
+    faults = Faults()
     while True:
         cmd, n = ctl.recv()
         if cmd == "bulk":
+            faults.per_message()  # from here
             start = time.perf_counter()
             for i in range(n):
                 _send(sock, LAST if i == n - 1 else BULK, data)
             _, size = _recv_header(sock, head)
             _recv_into(sock, echo[:size])
-            ctl.send((time.perf_counter() - start, FAULTS.unpack(echo[:size])[0]))
+            faults.count = n
+            seconds = time.perf_counter() - start
+            ctl.send((seconds, FAULTS.unpack(echo[:size])[0], faults.per_message()))
         elif cmd == "rtt":
             rtts = []
             for _ in range(n):
@@ -319,7 +327,7 @@ def measure(repeats: int, messages: int) -> dict[str, dict[str, list[float]]]:
     from mpsl.deploy.keys import create_keys
 
     runs: dict[str, dict[str, list[float]]] = {
-        m: {"gbps": [], "rtt_us": [], "rx_faults": []} for m in MODES
+        m: {"gbps": [], "rtt_us": [], "rx_faults": [], "tx_faults": []} for m in MODES
     }
     with tempfile.TemporaryDirectory(prefix="mpsl-bench-keys-") as keys:
         create_keys(keys, ["tx", "rx"])
@@ -331,9 +339,10 @@ def measure(repeats: int, messages: int) -> dict[str, dict[str, list[float]]]:
                 links[mode].ask("rtt", PING_WARMUP)
             for _ in range(repeats):
                 for mode in MODES:
-                    seconds, faults = links[mode].ask("bulk", messages)
+                    seconds, rx_faults, tx_faults = links[mode].ask("bulk", messages)
                     runs[mode]["gbps"].append(messages * PAYLOAD_BYTES / seconds / 1e9)
-                    runs[mode]["rx_faults"].append(faults)
+                    runs[mode]["rx_faults"].append(rx_faults)
+                    runs[mode]["tx_faults"].append(tx_faults)
                 for mode in MODES:
                     rtts = links[mode].ask("rtt", PINGS)
                     runs[mode]["rtt_us"].append(statistics.median(rtts) * 1e6)
@@ -356,6 +365,7 @@ def report(runs: dict[str, dict[str, list[float]]], headline: str, args) -> dict
             "ratio_per_repeat": [g / t for g, t in zip(gbps, runs["tcp"]["gbps"], strict=True)],
             "rtt_1kb_us_spread": spread(runs[mode]["rtt_us"]),
             "rx_page_faults_per_message": statistics.median(runs[mode]["rx_faults"]),
+            "tx_page_faults_per_message": statistics.median(runs[mode]["tx_faults"]),
             "runs": runs[mode],
         }
     top = modes[headline]
@@ -376,6 +386,7 @@ def report(runs: dict[str, dict[str, list[float]]], headline: str, args) -> dict
             "rtt_1kb_us": statistics.median(runs["tcp"]["rtt_us"]),
             "rtt_1kb_us_spread": spread(runs["tcp"]["rtt_us"]),
             "rx_page_faults_per_message": statistics.median(runs["tcp"]["rx_faults"]),
+            "tx_page_faults_per_message": statistics.median(runs["tcp"]["tx_faults"]),
             "runs": runs["tcp"],
         },
         "modes": modes,
@@ -405,7 +416,8 @@ def main() -> None:
             f"plain TCP             {data['plain_tcp_gbps']:6.2f} GB/s "
             f"[{tcp['gbps_spread']['min']:.2f}-{tcp['gbps_spread']['max']:.2f}]   "
             f"1 KB rtt {tcp['rtt_1kb_us']:7.1f} µs   "
-            f"rx faults/msg {tcp['rx_page_faults_per_message']:5.0f}",
+            f"rx faults/msg {tcp['rx_page_faults_per_message']:5.0f}   "
+            f"tx {tcp['tx_page_faults_per_message']:5.0f}",
             file=sys.stderr,
         )
         labels = {
@@ -419,7 +431,8 @@ def main() -> None:
                 f"{label:21s} {m['transport_gbps']:6.2f} GB/s "
                 f"[{m['gbps_spread']['min']:.2f}-{m['gbps_spread']['max']:.2f}]   "
                 f"1 KB rtt {m['rtt_1kb_us']:7.1f} µs   "
-                f"rx faults/msg {m['rx_page_faults_per_message']:5.0f}   ratio {m['ratio']:.2f}",
+                f"rx faults/msg {m['rx_page_faults_per_message']:5.0f}   "
+                f"tx {m['tx_page_faults_per_message']:5.0f}   ratio {m['ratio']:.2f}",
                 file=sys.stderr,
             )
     path = write("transport", data, args.out)

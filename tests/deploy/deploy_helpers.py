@@ -1,5 +1,6 @@
 """Helpers: a deployment inside one test process, the coordinator and every member over loopback."""
 
+import struct
 import sys
 import threading
 import time
@@ -10,6 +11,7 @@ from mpsl.deploy.coordinator import DeploymentCoordinator
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.role import Role, RoleOptions
 from mpsl.deploy.transport import ZmqTransport
+from mpsl.deploy.wire import HEAD, MAGIC, VERSION
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import RunResult
 
@@ -132,3 +134,33 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
 def cli(*args: str) -> list[str]:
     """The command line of ``mpsl ARGS`` in a child process (running this tree's code)."""
     return [sys.executable, "-m", "mpsl", *args]
+
+
+def raw_header(
+    *,
+    kind: int = 1,
+    flags: int = 0,
+    dtype: int = 0,
+    shape: tuple[int, ...] = (),
+    ids: tuple[int, int, int, int, int, float] = (-1, -1, -1, 0, 0, 0.0),
+    sender: bytes = b"owner1",
+    text: bytes = b"",
+    owners: tuple[int, ...] = (),
+    version: int = VERSION,
+    ndim: int | None = None,
+) -> bytes:
+    """A header frame built field by field, any of them wrong (the wire format's layout)."""
+    fixed = HEAD.pack(
+        MAGIC,
+        version,
+        kind,
+        flags,
+        dtype,
+        len(shape) if ndim is None else ndim,
+        *ids,
+        len(sender),
+        len(text),
+        len(owners),
+    )
+    variable = struct.pack(f"<{len(shape)}I", *shape), struct.pack(f"<{len(owners)}I", *owners)
+    return fixed + variable[0] + sender + text + variable[1]

@@ -1,17 +1,17 @@
 """Bad input at a compute node: logged, dropped, and the node keeps serving everyone else."""
 
 import dataclasses
-import json
 import threading
 
 import pytest
 import torch
 import zmq
+from deploy_helpers import raw_header
 
 from mpsl.deploy.gate import NodeGate, part_shapes
 from mpsl.deploy.keys import create_keys, load_credentials
 from mpsl.deploy.transport import ZmqTransport
-from mpsl.deploy.wire import MAGIC, VERSION, encode
+from mpsl.deploy.wire import encode
 from mpsl.errors import TransportTimeout
 from mpsl.models import build_model
 from mpsl.runtime.compute_node import ComputeNode
@@ -135,14 +135,7 @@ def test_bad_messages_are_dropped_and_the_node_keeps_serving(site):
 
     cases = [
         ([b"garbage"], "not an MP-SL message"),
-        (
-            [
-                MAGIC
-                + bytes([VERSION])
-                + json.dumps({"kind": "explode", "sender": "owner1"}).encode()
-            ],
-            "unknown message kind",
-        ),
+        ([raw_header(kind=200)], "unknown message kind"),
         ([bytes(f) for f in encode(site.activation(0, 1))][:1], "announces 2 frames"),
         ([bytes(encode(site.activation(0, 1))[0]), b"\0" * 13], "needs"),
     ]

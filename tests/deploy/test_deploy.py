@@ -11,6 +11,7 @@ from mpsl.deploy.control import ControlKind
 from mpsl.deploy.coordinator import DeploymentCoordinator
 from mpsl.deploy.launch import run_processes
 from mpsl.deploy.role import Role
+from mpsl.deploy.wire import DTYPE_CODES, HEAD
 from mpsl.errors import ConfigError, RuntimeFailure
 from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.layout import Layout, RoleKind
@@ -134,7 +135,7 @@ def test_label_privacy_audit(deployment):
         # Tensors sent are activations/gradients/weights: floating point only.
         for _, kind, frames in log:
             if kind in (Kind.ACTIVATION, Kind.GRADIENT):
-                assert b'"dtype":"float32"' in frames[0]
+                assert HEAD.unpack_from(frames[0])[4] == DTYPE_CODES[torch.float32]
 
 
 class Silent(Role):

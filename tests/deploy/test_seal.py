@@ -8,7 +8,15 @@ import torch
 import zmq
 
 from mpsl.deploy.keys import load_credentials
-from mpsl.deploy.seal import HEAD, MAX_PENDING, SEAL_MAGIC, Sealer, SealError, Sessions
+from mpsl.deploy.seal import (
+    HEAD,
+    LARGE_FRAME,
+    MAX_PENDING,
+    SEAL_MAGIC,
+    Sealer,
+    SealError,
+    Sessions,
+)
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.errors import TransportTimeout
 from mpsl.runtime.messages import Kind, Message
@@ -93,6 +101,52 @@ def test_a_key_is_filed_once():
         sessions.add("owner2", sealer.key_frames())
 
 
+LARGE = memoryview(torch.arange(LARGE_FRAME, dtype=torch.float32).numpy()).cast("B")
+
+
+class Tracker:
+    """Stands for pyzmq's MessageTracker: done once the transport let go of the buffers."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+def address(view) -> int:
+    return torch.frombuffer(view, dtype=torch.uint8).data_ptr()
+
+
+def test_a_large_buffer_is_reused_only_once_released():
+    sealer, sessions = Sealer(), Sessions()
+    sessions.add("node1", sealer.key_frames())
+    clear_frames = [b"header", LARGE.tobytes()]
+    first = sealer.seal([b"header", LARGE])
+    assert len(sealer.lent) == 1 and isinstance(first[1], bytes)  # the small frame is not lent
+    held = Tracker()
+    sealer.sent(held)
+    second = sealer.seal([b"header", LARGE])
+    sealer.sent(Tracker())
+    assert address(second[2]) != address(first[2])  # the first is still being sent
+    assert clear(sessions.open(views(first))[1]) == clear_frames  # and was not overwritten
+    held.done = True
+    third = sealer.seal([b"header", LARGE])
+    assert address(third[2]) == address(first[2])  # released: reused
+    for sealed in (second, third):
+        assert clear(sessions.open(views(sealed))[1]) == clear_frames
+
+
+def test_a_sealed_message_is_opened_in_place_and_still_refused_when_tampered():
+    sealer, sessions = Sealer(), Sessions()
+    sessions.add("owner1", sealer.key_frames())
+    received = [memoryview(bytearray(f)) for f in sealer.seal([b"header", LARGE])]
+    _, frames = sessions.open(received)
+    assert frames[1].tobytes() == LARGE.tobytes()
+    assert address(frames[1]) == address(received[2])  # decrypted where it was received
+    tampered = [memoryview(bytearray(f)) for f in sealer.seal([b"header", LARGE])]
+    tampered[2][1000] ^= 1
+    with pytest.raises(SealError, match="does not authenticate"):
+        sessions.open(tampered)
+
+
 def client(keys, directory, name, server):
     t = ZmqTransport(name, credentials=load_credentials(keys / directory, name))
     t.add_route("node1", server.address, server.public_key, sealed=server.sealed_address)
@@ -109,6 +163,27 @@ def test_secure_transports_exchange_tensors_over_the_sealed_path(keys, server):
         assert (msg.sender, msg.batch) == ("owner1", batch)
         assert torch.equal(msg.tensor, tensor)
     assert owner._sealed and not server.rejected  # it went sealed, and nothing was refused
+    owner.close()
+
+
+def test_large_sealed_messages_arrive_intact_while_the_sender_reuses_its_buffers(keys, server):
+    owner = client(keys, "keys", "owner1", server)
+    tensors = [torch.full((LARGE_FRAME,), float(k)) for k in range(12)]
+    for batch, tensor in enumerate(tensors):  # sent back to back: several in flight at once
+        owner.send("node1", Message(Kind.ACTIVATION, "owner1", owner=0, batch=batch, tensor=tensor))
+    for batch, tensor in enumerate(tensors):
+        msg = server.recv("node1", timeout=5)
+        assert msg.batch == batch and torch.equal(msg.tensor, tensor)
+    assert not server.rejected
+    # Once ZeroMQ has sent them, its trackers release the buffers, and the next message reuses one.
+    _, sealer = owner._sealed["node1"]
+    deadline = time.monotonic() + 5
+    while not all(released.done for _, released in sealer._spare) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    spares = {address(buffer) for buffer, _ in sealer._spare}
+    owner.send("node1", Message(Kind.ACTIVATION, "owner1", owner=0, batch=12, tensor=tensors[0]))
+    assert address(sealer._spare[-1][0]) in spares
+    assert torch.equal(server.recv("node1", timeout=5).tensor, tensors[0])
     owner.close()
 
 

@@ -2,9 +2,11 @@
 
 import json
 import math
+import struct
 
 import pytest
 import torch
+from deploy_helpers import raw_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +20,18 @@ from mpsl.deploy.control import (
     ready,
     registration,
 )
-from mpsl.deploy.wire import MAGIC, VERSION, WireError, decode, encode
+from mpsl.deploy.wire import (
+    HEAD,
+    KIND_CODES,
+    MAGIC,
+    META,
+    TENSOR,
+    VERSION,
+    WEIGHTS,
+    WireError,
+    decode,
+    encode,
+)
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.layout import RoleKind
 from mpsl.runtime.messages import Kind, Message
@@ -125,26 +138,42 @@ def test_control_messages_roundtrip_typed():
 def test_control_bodies_are_validated(kind, body, needle):
     frame = body if isinstance(body, str) else json.dumps(body)
     with pytest.raises(WireError, match=needle):
-        decode([header(kind=kind, sender="owner1", meta=True), frame.encode()])
+        decode([raw_header(kind=KIND_CODES[ControlKind(kind)], flags=META), frame.encode()])
 
 
 def test_runtime_messages_carry_no_meta_and_control_no_tensors():
     with pytest.raises(WireError, match="no meta frame"):
-        decode([header(meta=True), b"{}"])
+        decode([raw_header(flags=META), b"{}"])
     with pytest.raises(WireError, match="one meta frame"):
-        decode([header(kind="ready", weights=True), b"x"])
+        decode([raw_header(kind=KIND_CODES[ControlKind.READY], flags=WEIGHTS), b"x"])
 
 
 def test_nothing_is_pickled():
     frames = encode(Message(Kind.WEIGHTS, "owner1", tensors={"w": torch.ones(2)}))
     assert not any(b"\x80\x04" in bytes(f)[:2] for f in frames)  # no pickle protocol header
-    header = json.loads(bytes(frames[0])[5:])
-    assert header["kind"] == "weights" and header["weights"] is True
+    fields = HEAD.unpack_from(bytes(frames[0]))
+    assert fields[2] == KIND_CODES[Kind.WEIGHTS] and fields[3] == WEIGHTS
 
 
-def header(**fields) -> bytes:
-    base = {"kind": "activation", "sender": "owner1", "tensor": None, "weights": False}
-    return MAGIC + bytes([VERSION]) + json.dumps(base | fields).encode()
+def test_every_kind_has_a_code_and_the_fields_keep_their_limits():
+    for kind in [*Kind, *ControlKind]:
+        assert kind in KIND_CODES
+    msg = Message(
+        Kind.AGGREGATE,
+        "node_1.a:b-c",
+        owner=2**31 - 1,
+        round=0,
+        virtual_bytes=2**62 - 1,
+        value=float("-inf"),
+        text="é" * 4096,
+        owners=(0, 5, 2**31 - 1),
+    )
+    assert roundtrip(msg) == msg
+    with pytest.raises(WireError, match="cannot be encoded"):
+        encode(Message(Kind.ACTIVATION, "owner1", owner=2**31))
+
+
+SHAPE_2x2 = dict(flags=TENSOR, dtype=1, shape=(2, 2))
 
 
 @pytest.mark.parametrize(
@@ -153,22 +182,33 @@ def header(**fields) -> bytes:
         ([], "empty"),
         ([b"HTTP/1.1 200"], "bad magic"),
         ([MAGIC + bytes([9]) + b"{}"], "version 9"),
-        ([MAGIC + bytes([VERSION]) + b"{not json"], "not JSON"),
-        ([MAGIC + bytes([VERSION]) + b"[1, 2]"], "not a JSON object"),
-        ([header(kind="explode")], "unknown message kind"),
-        ([header(sender="a b")], "sender"),
-        ([header(owner="1")], "owner"),
-        ([header(batch=True)], "batch"),
-        ([header(tensor={"dtype": "float32", "shape": [2, 2]}), b"\0" * 15], "needs 16 bytes"),
-        ([header(tensor={"dtype": "object", "shape": [1]}), b"\0" * 8], "not allowed"),
-        ([header(tensor={"dtype": "float32", "shape": [-1]}), b""], "shape"),
-        ([header(tensor={"dtype": "float32", "shape": [1] * 9}), b"\0" * 4], "shape"),
-        ([header(tensor={"dtype": "float32", "shape": [1]})], "announces 2 frames"),
-        ([header(), b"extra"], "announces 1 frames"),
-        ([header(weights=True), b"garbage"], "safetensors"),
-        ([header(meta=True), b"[]"], "meta frame"),
-        ([header(meta="yes")], "meta"),
-        ([MAGIC + bytes([VERSION]) + b" " * 70000], "header longer"),
+        ([MAGIC + bytes([1]) + b'{"kind": "activation"}'], "version 1"),
+        ([MAGIC + bytes([VERSION]) + b"\0" * 10], "shorter than"),
+        ([raw_header(kind=0)], "unknown message kind code 0"),
+        ([raw_header(kind=99)], "unknown message kind code 99"),
+        ([raw_header(flags=8)], "unknown flags"),
+        ([raw_header(sender=b"a b")], "sender"),
+        ([raw_header(sender=b"")], "sender"),
+        ([raw_header(sender=b"\xff" * 3)], "sender"),
+        ([raw_header(text=b"\xff")], "UTF-8"),
+        ([raw_header(text=b"x" * 4097)], "at most 4096"),
+        ([raw_header(ids=(-2, -1, -1, 0, 0, 0.0))], "owner"),
+        ([raw_header(ids=(0, -7, -1, 0, 0, 0.0))], "batch"),
+        ([raw_header(ids=(0, 0, 0, -2, 0, 0.0))], "samples"),
+        ([raw_header(ids=(0, 0, 0, 0, 2**62, 0.0))], "virtual_bytes"),
+        ([raw_header(owners=(2**31,))], "owners"),
+        ([raw_header(**SHAPE_2x2), b"\0" * 15], "needs 16 bytes"),
+        ([raw_header(flags=TENSOR, dtype=42, shape=(1,)), b"\0" * 8], "not allowed"),
+        ([raw_header(flags=TENSOR, dtype=1, shape=(2**31,)), b""], "shape"),
+        ([raw_header(flags=TENSOR, dtype=1, shape=(1,) * 9), b"\0" * 4], "at most 8"),
+        ([raw_header(dtype=1, shape=(1,))], "no tensor frame"),
+        ([raw_header(**SHAPE_2x2)], "announces 2 frames"),
+        ([raw_header(), b"extra"], "announces 1 frames"),
+        ([raw_header(flags=WEIGHTS), b"garbage"], "safetensors"),
+        ([raw_header(flags=META), b"[]"], "meta frame"),
+        ([raw_header() + b"\0"], "lengths announce"),
+        ([raw_header(text=b"abc")[:-1]], "lengths announce"),
+        ([raw_header(owners=(1,), ndim=0) + b"\0" * 70000], "header longer"),
     ],
 )
 def test_malformed_frames_are_named_wire_errors(frames, needle):
@@ -234,35 +274,22 @@ def test_fuzz_mutated_valid_messages(which, data):
     decodes_or_wire_error([bytes(f) for f in frames])
 
 
-@settings(max_examples=200, deadline=None)
+FIELD = {  # the fixed fields' struct codes, after magic and version
+    "B": st.integers(0, 255),
+    "i": st.integers(-(2**31), 2**31 - 1),
+    "q": st.integers(-(2**63), 2**63 - 1),
+    "d": st.floats(allow_nan=True, allow_infinity=True),
+    "H": st.integers(0, 2**16 - 1),
+    "I": st.integers(0, 2**32 - 1),
+}
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    st.dictionaries(
-        st.sampled_from(
-            [
-                "kind",
-                "sender",
-                "owner",
-                "batch",
-                "round",
-                "samples",
-                "value",
-                "text",
-                "tensor",
-                "weights",
-                "meta",
-                "virtual_bytes",
-            ]
-        ),
-        st.recursive(
-            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-            lambda inner: (
-                st.lists(inner, max_size=3)
-                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-            ),
-            max_leaves=8,
-        ),
-    ),
+    st.tuples(*(FIELD[c] for c in HEAD.format.removeprefix("<4sB"))),
+    st.binary(max_size=96),
     st.lists(st.binary(max_size=64), max_size=3),
 )
-def test_fuzz_structured_headers(fields, body):
-    decodes_or_wire_error([MAGIC + bytes([VERSION]) + json.dumps(fields).encode(), *body])
+def test_fuzz_structured_headers(fields, variable, body):
+    fixed = struct.pack(HEAD.format, MAGIC, VERSION, *fields)
+    decodes_or_wire_error([fixed + variable, *body])

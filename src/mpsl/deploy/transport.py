@@ -37,7 +37,7 @@ from mpsl.deploy.control import Control, ControlKind
 from mpsl.deploy.gate import Gate
 from mpsl.deploy.keys import Credentials
 from mpsl.deploy.seal import KEY_MAGIC, Sealer, SealError, Sessions
-from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, Packet, WireError, decode, encode
+from mpsl.deploy.wire import DEFAULT_MAX_MESSAGE_BYTES, Frame, Packet, WireError, decode, encode
 from mpsl.errors import ProtocolError, TransportTimeout
 from mpsl.runtime.messages import Kind, Message
 from mpsl.training.allocator import keep_freed_memory
@@ -95,7 +95,9 @@ class ZmqTransport:
         self.rejected: list[str] = []  # reasons, in order; also logged
         self._ahead: list[tuple[Packet, str | None]] = []  # next round's, before its start
         self.last_seen: dict[str, float] = {}
-        self._inbox: queue.Queue[Packet] = queue.Queue()
+        # SimpleQueue: put and get in C, no Condition in Python: the hand-off from the receiver
+        # thread costs less on every small message (docs/deploy.md, Measured).
+        self._inbox: queue.SimpleQueue[Packet] = queue.SimpleQueue()
         self._ctx = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         self._routes: dict[str, tuple[str, str | None, str | None]] = {}
@@ -202,7 +204,7 @@ class ZmqTransport:
         with lock:
             if dest in self._sealed:  # sealed in sending order: the receiver checks the counter
                 socket, sealer = self._sealed[dest]
-                socket.send_multipart(sealer.seal(frames), copy=False)
+                _send_sealed(socket, sealer, frames)
             else:
                 socket.send_multipart(frames, copy=False)
         self.bytes_sent[(msg.sender, dest)] += msg.nbytes
@@ -409,6 +411,19 @@ class ZmqTransport:
     def _reject(self, reason: str) -> None:
         log.warning("%s: %s", self.name, reason)
         self.rejected.append(reason)
+
+
+def _send_sealed(socket: zmq.Socket, sealer: Sealer, frames: list[Frame]) -> None:
+    """``frames`` sealed and sent without copying; the sealer's large buffers tracked for reuse."""
+    sealed = sealer.seal(frames)
+    if not sealer.lent:
+        socket.send_multipart(sealed, copy=False)
+        return
+    # ZeroMQ reads the buffers from its I/O thread after send returns: the sealer may reuse them
+    # only once every frame of the message is released (send_multipart tracks only the last).
+    parts = [zmq.Frame(f, copy=False, track=True) for f in sealed]
+    socket.send_multipart(parts, copy=False)
+    sealer.sent(zmq.MessageTracker(*parts))
 
 
 def _advertised(socket: zmq.Socket, advertise: str | None) -> str:

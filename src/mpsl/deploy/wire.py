@@ -1,8 +1,11 @@
 """The wire format: a Message as ZeroMQ frames, and back, validated; nothing is ever unpickled.
 
 Frames: ``[header, meta?, tensor?, weights?]``. The header is ``b"MPSL"``, one version byte, then
-UTF-8 JSON (at most 64 KiB) with the message's ids, which frames follow and, for a tensor, its
-dtype and shape. Meta is the JSON body of a control message (``deploy/control.py``: registration,
+fixed binary fields (``HEAD``: the kind's code, which frames follow, the tensor's dtype code and
+number of dimensions, the ids, the lengths of what follows) and the variable part: the tensor's
+shape, the sender's name, the text and the owners. Binary rather than JSON because the small
+messages of every batch and round pay the header's cost in Python on both ends (docs/deploy.md,
+Measured). Meta is the JSON body of a control message (``deploy/control.py``: registration,
 assignment, metrics), validated against its kind's model; runtime messages have none. The tensor
 travels as its raw bytes (C order, little endian); named tensors (weights) as one safetensors
 blob. A decoder that meets anything unexpected raises WireError naming what was wrong; it never
@@ -11,11 +14,10 @@ trusts a size it has not checked against the bytes actually received.
 
 from __future__ import annotations
 
-import json
 import math
 import re
+import struct
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,24 +32,57 @@ from mpsl.fileformat import describe_validation
 from mpsl.runtime.messages import Kind, Message
 
 MAGIC = b"MPSL"
-VERSION = 1
+VERSION = 2
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DIMS = 8
+MAX_TEXT = 4096  # characters of a message's text
 DEFAULT_MAX_MESSAGE_BYTES = 2 * 1024**3
 
-# Every dtype a tensor on the wire may have; anything else is refused.
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float64": torch.float64,
-    "int64": torch.int64,
-    "int32": torch.int32,
-    "uint8": torch.uint8,
+# magic, version, kind, flags, dtype, dimensions, owner, batch, round, samples, virtual bytes,
+# value, then the lengths of the sender's name (bytes), the text (UTF-8 bytes), the owners (count)
+HEAD = struct.Struct("<4sBBBBBiiiiqdBHI")
+META, TENSOR, WEIGHTS = 1, 2, 4  # flags: the frames after the header, in this order
+
+# Codes on the wire; fixed once given (docs/formats.md), so never renumber.
+KIND_CODES: dict[Kind | ControlKind, int] = {
+    Kind.ACTIVATION: 1,
+    Kind.GRADIENT: 2,
+    Kind.ROUND_START: 3,
+    Kind.ROUND_DONE: 4,
+    Kind.AGGREGATE: 5,
+    Kind.WEIGHTS: 6,
+    Kind.DROP: 7,
+    Kind.LEFT: 8,
+    Kind.STOP: 9,
+    Kind.ERROR: 10,
+    ControlKind.REGISTER: 32,
+    ControlKind.ASSIGN: 33,
+    ControlKind.READY: 34,
+    ControlKind.HEARTBEAT: 35,
+    ControlKind.METRICS: 36,
+    ControlKind.ROUTE: 37,
+    ControlKind.RECORDS: 38,
 }
-_DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+_KINDS = {code: kind for kind, code in KIND_CODES.items()}
+
+# Every dtype a tensor on the wire may have, by code; anything else is refused.
+DTYPE_CODES: dict[torch.dtype, int] = {
+    torch.float32: 1,
+    torch.float16: 2,
+    torch.bfloat16: 3,
+    torch.float64: 4,
+    torch.int64: 5,
+    torch.int32: 6,
+    torch.uint8: 7,
+}
+_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
+_ITEMSIZE = {
+    code: torch.empty(0, dtype=dtype).element_size() for dtype, code in DTYPE_CODES.items()
+}
+DTYPES = sorted(str(dtype).removeprefix("torch.") for dtype in DTYPE_CODES)
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID_LIMIT = 2**31
+_BYTES_LIMIT = 2**62
 
 
 class WireError(ProtocolError):
@@ -63,38 +98,56 @@ def encode(msg: Packet) -> list[Frame]:
     if sys.byteorder != "little":
         raise WireError("the wire format is little endian; this host is not")
     if isinstance(msg, Control):
-        head: dict[str, Any] = {"kind": msg.kind.value, "sender": msg.sender, "meta": True}
-        return [_head(head), msg.body.model_dump_json().encode()]
-    header: dict[str, Any] = {
-        "kind": msg.kind.value,
-        "sender": msg.sender,
-        "owner": msg.owner,
-        "batch": msg.batch,
-        "round": msg.round,
-        "samples": msg.samples,
-        "value": _float_to_json(msg.value),
-        "virtual_bytes": msg.virtual_bytes,
-        "text": msg.text,
-        "owners": list(msg.owners),
-        "tensor": None,
-        "weights": bool(msg.tensors),
-    }
+        head = _head(msg, META, 0, (), msg.sender.encode(), b"", ())
+        return [head, msg.body.model_dump_json().encode()]
+    flags, dtype = 0, 0
+    shape: tuple[int, ...] = ()
     frames: list[Frame] = []
     if msg.tensor is not None:
         t = msg.tensor.detach()
-        if t.dtype not in _DTYPE_NAMES:
-            raise WireError(f"tensor dtype {t.dtype} cannot be sent; allowed: {sorted(DTYPES)}")
-        header["tensor"] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape)}
+        if t.dtype not in DTYPE_CODES:
+            raise WireError(f"tensor dtype {t.dtype} cannot be sent; allowed: {DTYPES}")
+        flags, dtype, shape = TENSOR, DTYPE_CODES[t.dtype], tuple(t.shape)
         frames.append(_raw_bytes(t))
     if msg.tensors:
+        flags |= WEIGHTS
         frames.append(
             save_safetensors({k: v.detach().contiguous() for k, v in msg.tensors.items()})
         )
-    return [_head(header), *frames]
+    head = _head(msg, flags, dtype, shape, msg.sender.encode(), msg.text.encode(), msg.owners)
+    return [head, *frames]
 
 
-def _head(header: dict[str, Any]) -> bytes:
-    return MAGIC + bytes([VERSION]) + json.dumps(header, separators=(",", ":")).encode()
+def _head(
+    msg: Packet,
+    flags: int,
+    dtype: int,
+    shape: tuple[int, ...],
+    sender: bytes,
+    text: bytes,
+    owners: tuple[int, ...],
+) -> bytes:
+    """The header frame: the fixed fields, then shape, sender, text and owners."""
+    ids = (-1, -1, -1, 0, 0, 0.0)
+    if isinstance(msg, Message):
+        ids = (msg.owner, msg.batch, msg.round, msg.samples, msg.virtual_bytes, msg.value)
+    try:
+        fixed = HEAD.pack(
+            MAGIC,
+            VERSION,
+            KIND_CODES[msg.kind],
+            flags,
+            dtype,
+            len(shape),
+            *ids,
+            len(sender),
+            len(text),
+            len(owners),
+        )
+        variable = struct.pack(f"<{len(shape)}I", *shape), struct.pack(f"<{len(owners)}I", *owners)
+    except struct.error as exc:  # a field out of its range: the decoder would refuse it
+        raise WireError(f"{msg.kind.value} message cannot be encoded: {exc}") from None
+    return b"".join((fixed, variable[0], sender, text, variable[1]))
 
 
 def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Packet:
@@ -104,34 +157,54 @@ def decode(frames: Sequence[Frame], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) 
     if sum(len(memoryview(f)) for f in frames) > max_bytes:
         raise WireError(f"message larger than the limit of {max_bytes} bytes")
     header = _header(frames[0])
-    kind = _kind(header)
-    tensor_spec = header.get("tensor")
-    flags = [_flag(header, "meta"), tensor_spec is not None, _flag(header, "weights")]
-    expected = 1 + sum(flags)
+    (kind_code, flags, dtype, ndim, owner, batch, round_, samples, virtual_bytes, value) = header[
+        2:12
+    ]
+    kind = _KINDS.get(kind_code)
+    if kind is None:
+        raise WireError(f"unknown message kind code {kind_code}")
+    if flags & ~(META | TENSOR | WEIGHTS):
+        raise WireError(f"unknown flags {flags:#04x} in the header")
+    expected = 1 + bin(flags).count("1")
     if len(frames) != expected:
         raise WireError(f"header announces {expected} frames, got {len(frames)}")
+    shape, sender, text, owners = _variable(frames[0], header)
     if isinstance(kind, ControlKind):
-        if flags != [True, False, False]:
+        if flags != META:
             raise WireError(f"a {kind.value} message is one meta frame, no tensors")
-        return Control(kind, _name(header, "sender"), _body(kind, frames[1]))
-    if flags[0]:
+        return Control(kind, sender, _body(kind, frames[1]))
+    if flags & META:
         raise WireError(f"a {kind.value} message carries no meta frame")
-    body = list(frames[1:])
-    tensor = _tensor(tensor_spec, body.pop(0)) if tensor_spec is not None else None
-    tensors = _weights(body.pop(0)) if flags[2] else {}
+    tensor = None
+    if flags & TENSOR:
+        tensor = _tensor(dtype, shape, frames[1])
+    elif dtype or ndim:
+        raise WireError(f"the header gives a dtype ({dtype}) or a shape but no tensor frame")
+    for key, number in (
+        ("owner", owner),
+        ("batch", batch),
+        ("round", round_),
+        ("samples", samples),
+    ):
+        if number < -1:
+            raise WireError(f"field '{key}' must be an integer in [-1, {_ID_LIMIT}), got {number}")
+    if not -1 <= virtual_bytes < _BYTES_LIMIT:
+        raise WireError(
+            f"field 'virtual_bytes' must be in [-1, {_BYTES_LIMIT}), got {virtual_bytes}"
+        )
     return Message(
         kind,
-        _name(header, "sender"),
-        owner=_int(header, "owner", -1),
-        batch=_int(header, "batch", -1),
-        round=_int(header, "round", -1),
+        sender,
+        owner=owner,
+        batch=batch,
+        round=round_,
         tensor=tensor,
-        tensors=tensors,
-        samples=_int(header, "samples", 0),
-        value=_float(header, "value"),
-        virtual_bytes=_int(header, "virtual_bytes", 0, limit=2**62),
-        text=_str(header, "text", 4096),
-        owners=_owners(header),
+        tensors=_weights(frames[-1]) if flags & WEIGHTS else {},
+        samples=samples,
+        value=value,
+        virtual_bytes=virtual_bytes,
+        text=text,
+        owners=owners,
     )
 
 
@@ -143,82 +216,50 @@ def _raw_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(t.view(-1).view(torch.uint8).numpy().data)
 
 
-def _header(frame: Frame) -> dict[str, Any]:
-    raw = bytes(frame[: MAX_HEADER_BYTES + 6])
-    if len(raw) > MAX_HEADER_BYTES + 5:
+def _header(frame: Frame) -> tuple[Any, ...]:
+    """The fixed fields of a header frame, its magic, version and length checked."""
+    view = memoryview(frame)
+    if view.nbytes > MAX_HEADER_BYTES:
         raise WireError(f"header longer than {MAX_HEADER_BYTES} bytes")
-    if raw[:4] != MAGIC:
+    if view[:4] != MAGIC:
         raise WireError("not an MP-SL message (bad magic)")
-    if len(raw) < 5 or raw[4] != VERSION:
-        version = raw[4] if len(raw) > 4 else "missing"
+    if view.nbytes < 5 or view[4] != VERSION:
+        version = view[4] if view.nbytes > 4 else "missing"
         raise WireError(f"wire version {version} not supported (this peer speaks {VERSION})")
+    if view.nbytes < HEAD.size:
+        raise WireError(f"header of {view.nbytes} bytes, shorter than its {HEAD.size} fixed bytes")
+    return HEAD.unpack_from(view)
+
+
+def _variable(frame: Frame, header: tuple[Any, ...]) -> tuple[list[int], str, str, tuple[int, ...]]:
+    """The shape, sender, text and owners after the fixed fields, each checked."""
+    ndim, sender_len, text_len, count = header[5], header[12], header[13], header[14]
+    if ndim > MAX_DIMS:
+        raise WireError(f"tensor shape must have at most {MAX_DIMS} dimensions, got {ndim}")
+    size = HEAD.size + 4 * ndim + sender_len + text_len + 4 * count
+    view = memoryview(frame)
+    if view.nbytes != size:
+        raise WireError(f"header of {view.nbytes} bytes, its lengths announce {size}")
+    at = HEAD.size
+    shape = list(struct.unpack_from(f"<{ndim}I", view, at))
+    at += 4 * ndim
+    if any(d >= _ID_LIMIT for d in shape):
+        raise WireError(f"tensor shape must be non-negative ints below {_ID_LIMIT}, got {shape}")
+    sender = bytes(view[at : at + sender_len]).decode("ascii", "replace")
+    at += sender_len
+    if not _NAME.match(sender):
+        raise WireError("field 'sender' must be a name of 1-64 letters, digits or _.:-")
     try:
-        header = json.loads(raw[5:].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise WireError(f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise WireError("header is not a JSON object")
-    return header
-
-
-def _kind(header: dict[str, Any]) -> Kind | ControlKind:
-    value = str(header.get("kind"))
-    for kinds in (Kind, ControlKind):
-        try:
-            return kinds(value)
-        except ValueError:
-            continue
-    raise WireError(f"unknown message kind {value!r}")
-
-
-def _int(header: dict[str, Any], key: str, default: int, limit: int = _ID_LIMIT) -> int:
-    value = header.get(key, default)
-    if type(value) is not int or not -1 <= value < limit:
-        raise WireError(f"field '{key}' must be an integer in [-1, {limit}), got {value!r}")
-    return value
-
-
-def _owners(header: dict[str, Any]) -> tuple[int, ...]:
-    value = header.get("owners", [])
-    if not isinstance(value, list) or len(value) > 1 << 20:
-        raise WireError("field 'owners' must be a list of data owner indices")
-    if any(type(k) is not int or not 0 <= k < _ID_LIMIT for k in value):
+        text = str(view[at : at + text_len], "utf-8")
+    except UnicodeDecodeError:
+        raise WireError("field 'text' is not UTF-8") from None
+    at += text_len
+    if len(text) > MAX_TEXT:
+        raise WireError(f"field 'text' must be a string of at most {MAX_TEXT} characters")
+    owners = struct.unpack_from(f"<{count}I", view, at)
+    if any(k >= _ID_LIMIT for k in owners):
         raise WireError(f"field 'owners' must hold data owner indices in [0, {_ID_LIMIT})")
-    return tuple(value)
-
-
-def _float(header: dict[str, Any], key: str) -> float:
-    value = header.get(key, 0.0)
-    if value in ("nan", "inf", "-inf"):
-        return float(value)
-    if type(value) not in (int, float):
-        raise WireError(f"field '{key}' must be a number, got {value!r}")
-    return float(value)
-
-
-def _float_to_json(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
-
-
-def _str(header: dict[str, Any], key: str, limit: int) -> str:
-    value = header.get(key, "")
-    if not isinstance(value, str) or len(value) > limit:
-        raise WireError(f"field '{key}' must be a string of at most {limit} characters")
-    return value
-
-
-def _name(header: dict[str, Any], key: str) -> str:
-    value = header.get(key)
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise WireError(f"field '{key}' must be a name of 1-64 letters, digits or _.:-")
-    return value
-
-
-def _flag(header: dict[str, Any], key: str) -> bool:
-    value = header.get(key, False)
-    if not isinstance(value, bool):
-        raise WireError(f"field '{key}' must be true or false, got {value!r}")
-    return value
+    return shape, sender, text, owners
 
 
 def _body(kind: ControlKind, frame: Frame) -> Any:
@@ -228,35 +269,21 @@ def _body(kind: ControlKind, frame: Frame) -> Any:
         raise WireError(describe_validation(exc, f"{kind.value} meta frame")) from None
 
 
-def _tensor(spec: Any, frame: Frame) -> torch.Tensor:
-    if not isinstance(spec, dict) or set(spec) != {"dtype", "shape"}:
-        raise WireError('field \'tensor\' must be {"dtype", "shape"}')
-    dtype = DTYPES.get(spec["dtype"]) if isinstance(spec["dtype"], str) else None
+def _tensor(code: int, shape: list[int], frame: Frame) -> torch.Tensor:
+    dtype = _DTYPES.get(code)
     if dtype is None:
-        raise WireError(f"tensor dtype {spec['dtype']!r} not allowed; allowed: {sorted(DTYPES)}")
-    shape = spec["shape"]
-    if (
-        not isinstance(shape, list)
-        or len(shape) > MAX_DIMS
-        or not all(type(d) is int and 0 <= d < _ID_LIMIT for d in shape)
-    ):
-        raise WireError(f"tensor shape must be at most {MAX_DIMS} non-negative ints, got {shape!r}")
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    nbytes = math.prod(shape) * itemsize
+        raise WireError(f"tensor dtype code {code} not allowed; allowed: {DTYPES}")
+    nbytes = math.prod(shape) * _ITEMSIZE[code]
     view = memoryview(frame)
     if view.nbytes != nbytes:
-        raise WireError(
-            f"tensor {spec['dtype']}{shape} needs {nbytes} bytes, the frame has {view.nbytes}"
-        )
+        name = str(dtype).removeprefix("torch.")
+        raise WireError(f"tensor {name}{shape} needs {nbytes} bytes, the frame has {view.nbytes}")
     if nbytes == 0:
         return torch.empty(shape, dtype=dtype)
     if view.readonly:
         view = memoryview(bytearray(view))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # frombuffer warns about buffers it cannot resize
-        flat = torch.frombuffer(view, dtype=torch.uint8)
     # Zero copy: the tensor keeps the received frame alive.
-    return flat.view(dtype).view(shape)
+    return torch.frombuffer(view, dtype=dtype).view(shape)
 
 
 def _weights(frame: Frame) -> dict[str, torch.Tensor]:
@@ -264,7 +291,7 @@ def _weights(frame: Frame) -> dict[str, torch.Tensor]:
         tensors = load_safetensors(bytes(frame))
     except Exception as exc:  # the parser's errors vary by version; all mean "bad blob"
         raise WireError(f"weights are not a valid safetensors blob: {exc}") from None
-    bad = [k for k, v in tensors.items() if v.dtype not in _DTYPE_NAMES]
+    bad = [k for k, v in tensors.items() if v.dtype not in DTYPE_CODES]
     if bad:
         raise WireError(f"weights {bad[:3]} have a dtype that is not allowed")
     return tensors
