@@ -13,49 +13,8 @@ from mpsl.cluster import Cluster
 from mpsl.errors import ConfigError
 from mpsl.estimate.simulate import simulate_deployment
 from mpsl.estimate.summary import estimate
-from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.tasks import TaskKind, TaskRecord
-
-PROFILE = Profile(
-    model="toy",
-    batch_size=8,
-    layers=[
-        LayerProfile(
-            name=f"l{i}", output_bytes=1000, param_bytes=10, ms={"dev": Timing(fwd=4, bwd=6)}
-        )
-        for i in range(1, 7)
-    ],
-)
-CUTS = [1, 3, 5]  # owners keep 1 and 6; n0 runs 2-3, n1 4-5
-
-
-def cluster(
-    owners: int = 3,
-    hosts: tuple[str | None, str | None] = (None, None),
-    cores: int | None = None,
-    uplink_bps: float | None = None,
-    **training: Any,
-) -> Cluster:
-    """Two compute nodes (on the hosts given) and ``owners`` data owners at 1 Mbit/s, behind one
-    uplink when ``uplink_bps`` is given."""
-    group: dict[str, Any] = {"count": owners, "device": "dev", "memory_bytes": 1e9, "link_bps": 1e6}
-    links: dict[str, Any] = {"compute_to_compute_bps": 1e12}
-    if uplink_bps is not None:
-        group["uplink"] = "ap"
-        links["uplinks"] = [{"name": "ap", "bps": uplink_bps}]
-    nodes = [
-        {"name": f"n{i}", "device": "dev", "memory_bytes": 1e9, **({"host": h} if h else {})}
-        for i, h in enumerate(hosts)
-    ]
-    spec: dict[str, Any] = {
-        "data_owners": [group],
-        "compute_nodes": nodes,
-        "links": links,
-        "training": {"batch_size": 8, "batches_per_epoch": 2, "local_epochs": 1, **training},
-    }
-    if cores is not None:
-        spec["hosts"] = [{"name": h, "cores": cores} for h in sorted({h for h in hosts if h})]
-    return Cluster.model_validate(spec)
+from small_setups import TOY_CUTS, TOY_PROFILE, toy_cluster
 
 
 def _overlaps(records: list[TaskRecord]) -> bool:
@@ -64,8 +23,8 @@ def _overlaps(records: list[TaskRecord]) -> bool:
 
 
 def test_two_nodes_on_one_single_core_host_take_longer_than_on_two_hosts() -> None:
-    apart = simulate_deployment(PROFILE, cluster(), CUTS, trace=True)
-    shared = simulate_deployment(PROFILE, cluster(hosts=("h", "h")), CUTS, trace=True)
+    apart = simulate_deployment(TOY_PROFILE, toy_cluster(), TOY_CUTS, trace=True)
+    shared = simulate_deployment(TOY_PROFILE, toy_cluster(hosts=("h", "h")), TOY_CUTS, trace=True)
     assert shared.round_ms > apart.round_ms
     # the same work, but never two tasks of the host at once
     assert [n.busy_ms for n in shared.nodes] == [n.busy_ms for n in apart.nodes]
@@ -73,18 +32,18 @@ def test_two_nodes_on_one_single_core_host_take_longer_than_on_two_hosts() -> No
     assert not _overlaps(host_tasks)
     assert _overlaps([r for r in apart.trace if r.node in ("n0", "n1")])
     # the host is a role: the busiest, most of the epoch (each node alone, about half of it)
-    est = estimate(PROFILE, cluster(hosts=("h", "h")), CUTS, method="sim")
+    est = estimate(TOY_PROFILE, toy_cluster(hosts=("h", "h")), TOY_CUTS, method="sim")
     assert est.bound is not None and est.bound.name == "host h"
     assert est.to_json()["bound"]["share_of_epoch"] > 0.8
     assert est.to_json()["roles"]["n0"]["busy_s"] < 0.6 * est.bound.busy_ms / 1000
     # a host with a core per node is no different from two machines
-    two_cores = simulate_deployment(PROFILE, cluster(hosts=("h", "h"), cores=2), CUTS)
+    two_cores = simulate_deployment(TOY_PROFILE, toy_cluster(hosts=("h", "h"), cores=2), TOY_CUTS)
     assert two_cores.round_ms == pytest.approx(apart.round_ms)
 
 
 def test_owners_behind_one_uplink_take_longer_than_on_their_own_links() -> None:
-    own = simulate_deployment(PROFILE, cluster(), CUTS, trace=True)
-    shared = simulate_deployment(PROFILE, cluster(uplink_bps=1e6), CUTS, trace=True)
+    own = simulate_deployment(TOY_PROFILE, toy_cluster(), TOY_CUTS, trace=True)
+    shared = simulate_deployment(TOY_PROFILE, toy_cluster(uplink_bps=1e6), TOY_CUTS, trace=True)
     assert shared.round_ms > own.round_ms
     assert shared.aggregation_ms > own.aggregation_ms  # uploads take turns too
     up, down = (TaskKind.UP_ACT, TaskKind.UP_GRAD), (TaskKind.DOWN_ACT, TaskKind.DOWN_GRAD)
@@ -96,16 +55,16 @@ def test_owners_behind_one_uplink_take_longer_than_on_their_own_links() -> None:
     assert busy["ap.up"] > 0 and busy["ap.down"] > 0
     assert all(o.link_ms == 0 for o in shared.owners)
     # a transfer goes at the slower of the owner's own link and the uplink
-    fast = simulate_deployment(PROFILE, cluster(uplink_bps=1e9), CUTS)
-    slow = simulate_deployment(PROFILE, cluster(uplink_bps=5e5), CUTS)
+    fast = simulate_deployment(TOY_PROFILE, toy_cluster(uplink_bps=1e9), TOY_CUTS)
+    slow = simulate_deployment(TOY_PROFILE, toy_cluster(uplink_bps=5e5), TOY_CUTS)
     assert fast.round_ms == pytest.approx(shared.round_ms) and slow.round_ms > shared.round_ms
 
 
 def test_the_closed_form_refuses_shared_hosts_and_uplinks() -> None:
-    for clus in (cluster(hosts=("h", "h")), cluster(uplink_bps=1e6)):
+    for clus in (toy_cluster(hosts=("h", "h")), toy_cluster(uplink_bps=1e6)):
         with pytest.raises(ConfigError, match="use method 'sim'"):
-            estimate(PROFILE, clus, CUTS)
-        assert estimate(PROFILE, clus, CUTS, method="sim").round_ms > 0
+            estimate(TOY_PROFILE, clus, TOY_CUTS)
+        assert estimate(TOY_PROFILE, clus, TOY_CUTS, method="sim").round_ms > 0
 
 
 @pytest.mark.parametrize(
@@ -117,7 +76,7 @@ def test_the_closed_form_refuses_shared_hosts_and_uplinks() -> None:
     ],
 )
 def test_bad_hosts_and_uplinks_are_named(change: dict[str, Any], message: str) -> None:
-    spec = cluster(hosts=("h", None)).model_dump(exclude_none=True)
+    spec = toy_cluster(hosts=("h", None)).model_dump(exclude_none=True)
     if "hosts" in change:
         spec["hosts"] = change["hosts"]
     if "group_uplink" in change:
@@ -130,7 +89,7 @@ def test_bad_hosts_and_uplinks_are_named(change: dict[str, Any], message: str) -
 
 def test_epoch_and_aggregation_add_up_to_the_round() -> None:
     for method in ("closed", "sim"):
-        est = estimate(PROFILE, cluster(), CUTS, method=method)
+        est = estimate(TOY_PROFILE, toy_cluster(), TOY_CUTS, method=method)
         assert est.training_ms > 0 and est.aggregation_ms > 0
         assert est.training_ms + est.aggregation_ms == pytest.approx(est.round_ms)
         out = est.to_json()
@@ -139,14 +98,14 @@ def test_epoch_and_aggregation_add_up_to_the_round() -> None:
 
 def test_a_data_owner_with_heavy_own_layers_bounds_the_round() -> None:
     # Balanced: a compute node, whose work all data owners share, is the busiest role.
-    est = estimate(PROFILE, cluster(), CUTS, method="sim")
+    est = estimate(TOY_PROFILE, toy_cluster(), TOY_CUTS, method="sim")
     assert est.bound is not None and est.bound.name in ("n0", "n1")
     # Owner 2 computes 20x slower: it is busy almost the whole epoch, and bounds the round.
-    slow = estimate(PROFILE, cluster(), CUTS, method="sim", stragglers={1: 20.0})
+    slow = estimate(TOY_PROFILE, toy_cluster(), TOY_CUTS, method="sim", stragglers={1: 20.0})
     assert slow.bound is not None and slow.bound.name == "owner2"
     assert slow.to_json()["bound"]["share_of_epoch"] > 0.9
     util = {r.name: r.utilization for r in slow.roles}
     assert util["owner2"] > 5 * util["owner1"]
     # The closed form names the same busiest role from the work alone (stragglers aside).
-    closed = estimate(PROFILE, cluster(), CUTS)
+    closed = estimate(TOY_PROFILE, toy_cluster(), TOY_CUTS)
     assert closed.bound is not None and closed.bound.name == est.bound.name

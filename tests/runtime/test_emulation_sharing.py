@@ -3,52 +3,18 @@ file says, and the emulated round follows the simulation of the same cluster."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from mpsl.cluster import Cluster
 from mpsl.emulate.emulation import Emulation
 from mpsl.estimate.simulate import simulate_deployment
-from mpsl.profile.format import LayerProfile, Profile, Timing
 from mpsl.runtime.device import SharedHost
-
-PROFILE = Profile(
-    model="toy",
-    batch_size=8,
-    layers=[
-        LayerProfile(
-            name=f"l{i}", output_bytes=1000, param_bytes=10, ms={"dev": Timing(fwd=4, bwd=6)}
-        )
-        for i in range(1, 7)
-    ],
-)
-CUTS = [1, 3, 5]
+from small_setups import TOY_CUTS, TOY_PROFILE, toy_cluster
 
 
 def _cluster(link_bps: float, host: bool = False, uplink: bool = False) -> Cluster:
-    group: dict[str, Any] = {
-        "count": 3,
-        "device": "dev",
-        "memory_bytes": 1e9,
-        "link_bps": link_bps,
-    }
-    links: dict[str, Any] = {"compute_to_compute_bps": 1e12}
-    if uplink:
-        group["uplink"] = "ap"
-        links["uplinks"] = [{"name": "ap", "bps": link_bps}]
-    nodes = [
-        {"name": f"n{i}", "device": "dev", "memory_bytes": 1e9, **({"host": "h"} if host else {})}
-        for i in range(2)
-    ]
-    return Cluster.model_validate(
-        {
-            "data_owners": [group],
-            "compute_nodes": nodes,
-            "links": links,
-            "training": {"batch_size": 8, "batches_per_epoch": 2, "local_epochs": 1},
-        }
-    )
+    hosts = ("h", "h") if host else (None, None)
+    return toy_cluster(hosts=hosts, link_bps=link_bps, uplink_bps=link_bps if uplink else None)
 
 
 def test_a_shared_host_fills_the_earliest_gap_on_any_core() -> None:
@@ -68,10 +34,10 @@ def test_emulated_sharing_takes_longer_and_follows_the_simulation(
     shared, apart = _cluster(link_bps, **sharing), _cluster(link_bps)
     measured = {}
     for name, clus in (("shared", shared), ("apart", apart)):
-        result = Emulation(PROFILE, clus, CUTS, time_scale=1.0).run()
+        result = Emulation(TOY_PROFILE, clus, TOY_CUTS, time_scale=1.0).run()
         measured[name] = result.rounds[0].seconds * 1000.0
     predicted = {
-        name: simulate_deployment(PROFILE, clus, CUTS).round_ms
+        name: simulate_deployment(TOY_PROFILE, clus, TOY_CUTS).round_ms
         for name, clus in (("shared", shared), ("apart", apart))
     }
     assert predicted["shared"] > 1.15 * predicted["apart"]  # the setting makes sharing matter

@@ -7,9 +7,7 @@ from collections import deque
 import pytest
 import torch
 
-from mpsl.data.synthetic import load_synthetic
 from mpsl.errors import ConfigError, TransportTimeout
-from mpsl.models import build_model
 from mpsl.runtime.compute_node import ComputeNode, TaskQueue
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import InProcessEngine
@@ -18,27 +16,13 @@ from mpsl.runtime.instances import InstanceStore
 from mpsl.runtime.messages import Kind, Message
 from mpsl.runtime.setup import optimizer_factory
 from mpsl.tasks import QueuePolicy
+from small_setups import SMALL_DATA, run_small, small_config
 
-DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=3)
+DATA = SMALL_DATA
 
 
 def _run(budget: int | None, optimizer: str = "adam", **changes: int) -> InProcessEngine:
-    values: dict = dict(
-        dataset="synthetic",
-        input_shape=[1, 8, 8],
-        data_owners=4,
-        cuts=[1, 3, 5],
-        rounds=2,
-        batch_size=8,
-        optimizer=optimizer,
-        lr=0.01,
-        seed=3,
-        node_memory_budget=budget,
-    )
-    cfg = RunConfig(**(values | changes))
-    engine = InProcessEngine(cfg, dataset=DATA, model=build_model("digits_cnn", 10, (1, 8, 8)))
-    engine.result = engine.run()  # type: ignore[attr-defined]
-    return engine
+    return run_small(small_config(optimizer=optimizer, node_memory_budget=budget, **changes))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -11,41 +11,21 @@ import sys
 import pytest
 import torch
 
-from mpsl.data.synthetic import load_synthetic
 from mpsl.errors import ConfigError, FormatError
-from mpsl.models import build_model
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.engine import InProcessEngine
 from mpsl.runtime.instances import DiskBacking, HostBacking, InstanceStore
 from mpsl.runtime.setup import RunSetup, optimizer_factory
+from small_setups import SMALL_DATA
+from small_setups import run_small as _run
+from small_setups import small_config as _config
 
 # cuBLAS is deterministic only with a fixed workspace, set before its first use (torch's
 # reproducibility notes); harmless without a GPU.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=3)
+DATA = SMALL_DATA
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device on this machine")
-
-
-def _config(**changes: object) -> RunConfig:
-    values: dict[str, object] = dict(
-        dataset="synthetic",
-        input_shape=[1, 8, 8],
-        data_owners=4,
-        cuts=[1, 3, 5],
-        rounds=2,
-        batch_size=8,
-        optimizer="adam",
-        lr=0.01,
-        seed=3,
-    )
-    return RunConfig(**(values | changes))  # type: ignore[arg-type]
-
-
-def _run(cfg: RunConfig) -> InProcessEngine:
-    engine = InProcessEngine(cfg, dataset=DATA, model=build_model("digits_cnn", 10, (1, 8, 8)))
-    engine.result = engine.run()  # type: ignore[attr-defined]
-    return engine
 
 
 def _weights(engine: InProcessEngine) -> dict[str, torch.Tensor]:
