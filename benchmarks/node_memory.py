@@ -128,8 +128,10 @@ def run(owners: int, budget: int | None, a: argparse.Namespace) -> dict:
     """``child`` in a fresh interpreter: its peak RSS is this configuration's alone."""
     args = [sys.executable, __file__, "--child", str(owners), str(budget or 0)]
     args += ["--device", a.device, "--width", str(a.width), "--batch", str(a.batch)]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.splitlines()[-1])
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:  # the child's own error, not only its exit status
+        raise SystemExit(f"K={owners} budget={budget}: child failed\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def main() -> None:

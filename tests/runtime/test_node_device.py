@@ -149,9 +149,9 @@ def test_a_gpu_node_swapping_on_every_task_trains_the_same_model(optimizer, dete
     for node in tight.nodes:
         assert isinstance(node.store.backing, HostBacking)
         assert len(node.store.slots) == 1 and node.store.writes > 0
+    # Bit-equal: swapping only moves bytes, and the kernels are deterministic (seen on an H200).
     a, b = _weights(free), _weights(tight)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
 @needs_cuda
@@ -167,8 +167,7 @@ def test_a_gpu_node_prefetching_on_its_copy_stream_trains_the_same_model(optimiz
     assert store.swaps_in > 0 and store.prefetched > 0
     assert tight.nodes[0].peak_memory_bytes <= budget
     a, b = _weights(free), _weights(tight)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
 
 
 @needs_cuda
