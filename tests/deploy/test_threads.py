@@ -1,16 +1,19 @@
 """The torch thread policy of member processes on one host (deploy/threads.py) and its plumbing."""
 
 import os
+import threading
 
 import pytest
-from deploy_helpers import small_config
+from deploy_helpers import ThreadDeployment, small_config
 
 from mpsl.deploy.coordinator import DeploymentCoordinator
 from mpsl.deploy.launch import member_command
-from mpsl.deploy.threads import computing_at_once, host_cores, member_threads
+from mpsl.deploy.threads import ComputeThread, computing_at_once, host_cores, member_threads
 from mpsl.errors import FormatError
 from mpsl.runtime.config import RunConfig
+from mpsl.runtime.device import Device
 from mpsl.runtime.engine import InProcessEngine
+from mpsl.runtime.setup import RunSetup
 
 
 def test_one_data_owner_computes_one_member_at_a_time():
@@ -66,3 +69,50 @@ def test_the_launcher_gives_every_member_its_threads(tmp_path):
 def test_the_threads_engine_gives_each_role_the_run_config_threads():
     engine = InProcessEngine(small_config(threads=2), scheduling="threads", evaluate=False)
     assert engine.threads_per_role == 2
+
+
+def test_the_compute_thread_runs_jobs_in_order_on_itself_and_hands_back_errors():
+    compute = ComputeThread("member")
+    order: list[int] = []
+    first = compute.submit(lambda: order.append(1) or threading.get_ident())
+    assert compute.call(lambda: order.append(2) or 7) == 7
+    assert order == [1, 2] and first.result() == compute.thread.ident != threading.get_ident()
+    with pytest.raises(ZeroDivisionError):
+        compute.call(lambda: 1 / 0)
+    assert compute.call(lambda: "still serving") == "still serving"
+    last = compute.submit(lambda: "queued before close")
+    compute.close()
+    compute.thread.join(5)
+    assert not compute.thread.is_alive() and last.result() == "queued before close"
+
+
+def test_a_member_builds_its_part_and_runs_every_task_on_its_compute_thread(tmp_path, monkeypatch):
+    # OpenMP gives each thread that starts parallel work its own pool: a member that built on one
+    # thread and computed on another would hold two, and its workers would stop spinning.
+    where: dict[str, set[int]] = {"build": set(), "task": set()}
+    build, run = RunSetup.build.__func__, Device.run  # type: ignore[attr-defined]
+
+    def recorded_build(cls, *args, **kwargs):
+        where["build"].add(threading.get_ident())
+        return build(cls, *args, **kwargs)
+
+    def recorded_run(self, *args, **kwargs):
+        where["task"].add(threading.get_ident())
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunSetup, "build", classmethod(recorded_build))
+    monkeypatch.setattr(Device, "run", recorded_run)
+    deployment = ThreadDeployment(small_config(data_owners=1), tmp_path / "keys")
+    deployment.run()
+    deployment.join()
+    assert not deployment.errors
+    computes = {r.compute.thread.ident for r in deployment.roles.values()}
+    assert len(computes) == len(deployment.roles)  # one each
+    coordinator = threading.get_ident()  # the coordinator builds the run too, here
+    assert where["build"] - {coordinator} == computes  # each member built on its compute thread
+    assert where["task"] <= computes and len(where["task"]) >= 3  # data owner and compute nodes
+    runners = {t.ident for t in deployment.threads}  # where Role.run was called
+    assert not computes & runners
+    for role in deployment.roles.values():  # a member that ended leaves no thread behind
+        role.compute.thread.join(5)
+        assert not role.compute.thread.is_alive()

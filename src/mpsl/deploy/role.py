@@ -42,6 +42,7 @@ from mpsl.deploy.control import (
 from mpsl.deploy.gate import Gate, gate_for
 from mpsl.deploy.keys import load_credentials
 from mpsl.deploy.liveness import Liveness
+from mpsl.deploy.threads import ComputeThread
 from mpsl.deploy.transport import ZmqTransport
 from mpsl.errors import ConfigError, ProtocolError, RuntimeFailure, TransportTimeout
 from mpsl.runtime.aggregator import Aggregator
@@ -154,6 +155,7 @@ class Role:
         self._wall0 = time.time()
         self._t0_wall: float | None = None  # the coordinator's clock, from the assignment
         self._recorder: Recorder | None = None  # with --observe, what the role receives
+        self.compute = ComputeThread(options.name)  # all of the member's torch work
 
     def run(self) -> None:
         """Register, build, serve until STOP, then send metrics.
@@ -172,7 +174,7 @@ class Role:
             )
             assign = self._assignment()
             self._t0_wall = assign.t0_wall
-            worker, gate = self._build(assign)
+            worker, gate = self.compute.call(lambda: self._build(assign))
             self.transport.gate = gate
             self.transport.send(COORDINATOR, ready(name))
             self._serve(worker, assign.heartbeat_s, assign.timeout_s)
@@ -186,6 +188,7 @@ class Role:
             raise
         finally:
             self._stops.leaving = True
+            self.compute.close()
             with deferred():
                 self.transport.close(linger_s)
 
@@ -295,7 +298,6 @@ class Role:
         if self.options.data_path:
             config = config.model_copy(update={"data_path": self.options.data_path})
         if threads := self.options.threads or config.threads:
-            # before the role's thread starts: torch's setting is the default of later threads
             torch.set_num_threads(threads)
         setup = RunSetup.build(
             config, input_shape=assign.input_shape, num_classes=assign.num_classes
@@ -358,7 +360,7 @@ class Role:
             finally:
                 done.set()
 
-        threading.Thread(target=serve, name=self.options.name, daemon=True).start()
+        self.compute.submit(serve)  # where the part was built: one OpenMP pool
         liveness = Liveness(self.transport, [COORDINATOR], heartbeat_s, timeout_s)
         silence = liveness.watch(done, every_beat=self._send_records)
         if silence is not None:
