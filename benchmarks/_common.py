@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,15 @@ def busy_s() -> float | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def child_json(args: list[str], what: str) -> dict[str, Any]:
+    """A benchmark's child in a fresh interpreter (``python *args``): its last line of output as
+    JSON; exits naming ``what`` with the child's own error if it failed."""
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what}: child failed\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def machine() -> dict[str, Any]:

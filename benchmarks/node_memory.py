@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from collections import deque
 
-from _common import machine, write
+from _common import child_json, machine, write
 
 LAYERS, BATCHES = 4, 3
 
@@ -126,12 +124,9 @@ def child(owners: int, budget: int | None, device: str, width: int, batch: int) 
 
 def run(owners: int, budget: int | None, a: argparse.Namespace) -> dict:
     """``child`` in a fresh interpreter: its peak RSS is this configuration's alone."""
-    args = [sys.executable, __file__, "--child", str(owners), str(budget or 0)]
+    args = [__file__, "--child", str(owners), str(budget or 0)]
     args += ["--device", a.device, "--width", str(a.width), "--batch", str(a.batch)]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:  # the child's own error, not only its exit status
-        raise SystemExit(f"K={owners} budget={budget}: child failed\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return child_json(args, f"K={owners} budget={budget}")
 
 
 def main() -> None:

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 
-from _common import machine, write
+from _common import child_json, machine, write
 
 MODES = ("one_pool", "two_pools")
 
@@ -70,12 +68,9 @@ def child(mode: str, model_name: str, batch: int, batches: int) -> dict:
 
 def run(mode: str, a: argparse.Namespace) -> dict:
     """``child`` in a fresh interpreter: OpenMP pools live as long as their process."""
-    args = [sys.executable, __file__, "--child", mode, "--model", a.model]
+    args = [__file__, "--child", mode, "--model", a.model]
     args += ["--batch", str(a.batch), "--batches", str(a.batches)]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{mode}: child failed\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+    return child_json(args, mode)
 
 
 def main() -> None:
