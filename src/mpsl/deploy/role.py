@@ -178,7 +178,7 @@ class Role:
             self.transport.gate = gate
             self.transport.send(COORDINATOR, ready(name))
             self._serve(worker, assign.heartbeat_s, assign.timeout_s)
-            self._write_observed()
+            self.compute.call(self._write_observed)  # torch converts what it kept
             self._report(worker)
             linger_s = 2.0  # the metrics must reach the coordinator
         except _NotOurs:

@@ -9,6 +9,9 @@ Before this policy every member of ``--engine processes`` had one thread: with o
 task used one core and left the others idle. benchmarks/deployment.py, ResNet-101 of issue 21 on
 two cores: 0.48 of plain training's speed with one thread a member, 0.93 with this policy
 (docs/deploy.md, Measured).
+
+Within a member, all torch work runs on one thread of its own (``ComputeThread``), so that the
+process holds one OpenMP pool.
 """
 
 from __future__ import annotations
