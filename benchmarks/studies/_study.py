@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +94,28 @@ def save(name: str, data: dict[str, Any], fig: Figure, out: Path) -> tuple[Path,
     return path, png
 
 
+Table = tuple[str, list[dict[str, Any]], list[tuple[str, str, str]]]  # title, rows, columns
+
+
 def report(
     name: str,
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
     fig: Figure,
     columns: list[tuple[str, str, str]],
+    data: dict[str, Any] | None = None,
+    more: Sequence[Table] = (),
 ) -> None:
-    """Save the study (its config and rows) and print it: the JSON with ``--json``, else the
-    table of ``columns``."""
-    data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
+    """Save the study and print it: the JSON with ``--json``, else the table of ``columns``, then
+    any ``more`` tables. ``data`` is what the JSON holds (default: the config and ``rows``)."""
+    if data is None:
+        data = {"config": vars(args) | {"out": str(args.out)}, "rows": rows}
     path, png = save(name, data, fig, args.out)
     if args.json:
         print(json.dumps(data, indent=1))
         return
     print(table(rows, columns))
+    for title, extra, extra_columns in more:
+        print(f"\n{title}" if title else "")
+        print(table(extra, extra_columns))
     print(f"wrote {path} and {png}", file=sys.stderr)

@@ -17,12 +17,11 @@ and measured round and the cost at the measured round.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import matplotlib.pyplot as plt
-from _study import MODELS, parser, save, table, testbed, vms
+from _study import MODELS, parser, report, testbed, vms
 
 from mpsl.cluster import Cluster
 from mpsl.plan import Plan, make_plan
@@ -99,10 +98,6 @@ def main() -> None:
         "rows": rows,
         "frontiers": fronts,
     }
-    path, png = save("cost", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
     columns = [
         ("model", "model", ""),
         ("pool", "pool", ""),
@@ -116,8 +111,7 @@ def main() -> None:
         ("measured_round_s", "emulated round s", ".0f"),
         ("measured_cost_per_round", "emulated $/round", ".3f"),
     ]
-    print(table(rows, columns))
-    print(f"wrote {path} and {png}", file=sys.stderr)
+    report("cost", args, rows, fig, columns, data=data)
 
 
 if __name__ == "__main__":

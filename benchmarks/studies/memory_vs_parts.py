@@ -21,12 +21,11 @@ activations): the largest node's peak against the planner's prediction.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
-from _study import MODELS, parser, save, table, testbed, vms
+from _study import MODELS, parser, report, testbed, vms
 
 from mpsl.emulate.calibrate import local_cluster, synthetic_run
 from mpsl.estimate.memory import paper_node_memory_bytes
@@ -167,10 +166,6 @@ def main() -> None:
     scaled = {"setting": dict(zip(keys, SCALED, strict=True)), "rows": measured}
     config = {"owners": args.owners, "nodes": args.nodes}
     data = {"config": config, "models": results, "measured_scaled": scaled}
-    path, png = save("memory_vs_parts", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
     columns = [
         ("model", "model", ""),
         ("parts", "P", ""),
@@ -181,24 +176,18 @@ def main() -> None:
         ("round_s", "round s", ".0f"),
         ("paper_model_gb", "papers' model GB", ".2f"),
     ]
-    for result in results:
-        print(table(result["rows"], columns))
-        print()
+    more = [("", r["rows"], columns) for r in results[1:]]
     if measured:
-        print("measured, scaled (ResNet-18, K = 4, batch 32, cuts (1, 11), this machine):")
-        print(
-            table(
-                measured,
-                [
-                    ("parts", "P", ""),
-                    ("cuts", "least-memory cuts", ""),
-                    ("predicted_mb", "predicted MB", ".1f"),
-                    ("counted_mb", "counted by the runtime MB", ".1f"),
-                    ("error_pct", "error %", "+.1f"),
-                ],
-            )
-        )
-    print(f"wrote {path} and {png}", file=sys.stderr)
+        title = "measured, scaled (ResNet-18, K = 4, batch 32, cuts (1, 11), this machine):"
+        scaled_columns = [
+            ("parts", "P", ""),
+            ("cuts", "least-memory cuts", ""),
+            ("predicted_mb", "predicted MB", ".1f"),
+            ("counted_mb", "counted by the runtime MB", ".1f"),
+            ("error_pct", "error %", "+.1f"),
+        ]
+        more.append((title, measured, scaled_columns))
+    report("memory_vs_parts", args, results[0]["rows"], fig, columns, data=data, more=more)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ kept beside the predicted one.
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 import sys
 from typing import Any
 
 import matplotlib.pyplot as plt
-from _study import parser, save, table
+from _study import parser, report
 
 from mpsl.emulate.onehop import emulate_schedule
 from scheduler import METHODS, instance_row, solve_instance, summarize_cell
@@ -95,10 +94,6 @@ def main() -> None:
     config = {"seeds": args.seeds, "exact_time_limit_s": args.exact_time_limit,
               "emulate_seeds": args.emulate_seeds, "target_s": args.target_s}  # fmt: skip
     data = {"config": config, "cells": cells}
-    path, png = save("scheduler_grid", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
     columns = [
         ("model", "model", ""),
         ("heterogeneity", "het", ""),
@@ -112,8 +107,7 @@ def main() -> None:
         ("fast_vs_random_measured_pct", "fast vs random % (emulated)", ".1f"),
         ("emulation_max_error_pct", "emulated vs predicted % (max)", ".3f"),
     ]
-    print(table(cells, columns))
-    print(f"wrote {path} and {png}", file=sys.stderr)
+    report("scheduler_grid", args, cells, fig, columns, data=data)
 
 
 def measured_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,11 +14,10 @@ seconds (benchmarks/planner_emulated.measure), converted back: predicted and mea
 
 from __future__ import annotations
 
-import json
 import sys
 
 import matplotlib.pyplot as plt
-from _study import MODELS, parser, save, table, testbed, vms
+from _study import MODELS, parser, report, testbed, vms
 
 from mpsl.plan import Plan, make_plan
 from mpsl.profile.shipped import load_profile
@@ -107,10 +106,6 @@ def main() -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     data = {"config": {"owners": args.owners, "target_s": args.target_s}, "rows": rows}
-    path, png = save("splits", data, fig, args.out)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return
     columns = [
         ("model", "model", ""),
         ("setting", "VMs", ""),
@@ -125,10 +120,8 @@ def main() -> None:
         ("equal_gain_pct", "opt vs eq %", ".1f"),
         ("equal_fits", "eq fits", ""),
     ]
-    print(table(rows, columns))
-    emulated = [r for r in rows if "optimal_measured_s" in r]
-    if emulated:
-        print("\nrounds (s): predicted closed form / simulated / measured in emulation")
+    more = []
+    if emulated := [r for r in rows if "optimal_measured_s" in r]:
         cols = [("model", "model", ""), ("nodes", "N", "")]
         for kind in KINDS:
             cols += [
@@ -136,8 +129,9 @@ def main() -> None:
                 (f"{kind}_sim_s", "sim", ".0f"),
                 (f"{kind}_measured_s", "meas", ".0f"),
             ]
-        print(table(emulated, cols))
-    print(f"wrote {path} and {png}", file=sys.stderr)
+        title = "rounds (s): predicted closed form / simulated / measured in emulation"
+        more.append((title, emulated, cols))
+    report("splits", args, rows, fig, columns, data=data, more=more)
 
 
 if __name__ == "__main__":

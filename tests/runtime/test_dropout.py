@@ -25,23 +25,17 @@ from mpsl.split import split_model
 from mpsl.tasks import COORDINATOR, Order
 from mpsl.training.plain import fedavg_round
 from mpsl.training.steps import Workload
+from small_setups import SMALL_DATA, small_config
 
-DATA = load_synthetic((1, 8, 8), 10, train_size=96, test_size=16, seed=3)
+DATA = SMALL_DATA
 
 
 def _config(**changes) -> RunConfig:
-    values = dict(
-        dataset="synthetic",
-        input_shape=[1, 8, 8],
-        data_owners=3,
-        cuts=[1, 3, 5],
-        rounds=2,
-        local_epochs=1,
-        batches_per_epoch=3,
-        batch_size=8,
-        seed=11,
+    """Three data owners, one local epoch of three batches, SGD at the default rate."""
+    values: dict[str, object] = dict(
+        data_owners=3, local_epochs=1, batches_per_epoch=3, seed=11, optimizer="sgd", lr=0.05
     )
-    return RunConfig(**(values | changes))
+    return small_config(**(values | changes))
 
 
 def _leaves_in_round_0_batch_1(monkeypatch, index: int) -> None:

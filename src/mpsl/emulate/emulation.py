@@ -33,10 +33,10 @@ from mpsl.split import part_ranges
 from mpsl.tasks import COORDINATOR, QueuePolicy, TaskKind, owner_endpoint
 
 
-def stand_in_model(profile: Profile) -> LayerChain:
-    """A chain of parameter-free layers, one per profiled layer."""
-    layers: list[tuple[str, nn.Module]] = [(lp.name, nn.Identity()) for lp in profile.layers]
-    return LayerChain(f"{profile.model}-emulated", layers, (1,))
+def stand_in_model(model: str, layer_names: Sequence[str]) -> LayerChain:
+    """A chain of parameter-free layers named ``layer_names``: what an emulated run computes."""
+    layers: list[tuple[str, nn.Module]] = [(name, nn.Identity()) for name in layer_names]
+    return LayerChain(f"{model}-emulated", layers, (1,))
 
 
 def stand_in_data(samples: int) -> Dataset:
@@ -181,7 +181,7 @@ class Emulation:
         t = self.cluster.training
         k = len(self.groups)
         if not compute:
-            model = stand_in_model(self.profile)
+            model = stand_in_model(self.profile.model, [lp.name for lp in self.profile.layers])
             dataset = stand_in_data(t.batch_size * k)
         config = RunConfig.model_validate(
             {

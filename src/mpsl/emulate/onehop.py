@@ -24,11 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
-from mpsl.emulate.emulation import frozen_heap, stand_in_data
+from mpsl.emulate.emulation import frozen_heap, stand_in_data, stand_in_model
 from mpsl.errors import ConfigError
-from mpsl.models import LayerChain
 from mpsl.runtime.config import RunConfig
 from mpsl.runtime.device import Device
 from mpsl.runtime.engine import InProcessEngine, RunResult
@@ -77,12 +74,6 @@ def _steps(orders: Mapping[int, Order], helpers: int) -> list[list[Step]]:
     """Each helper's order as the evaluator's steps (idle helpers: none)."""
     return [[(a.owner, a.kind) for a in orders[h].actions] if h in orders else []
             for h in range(helpers)]  # fmt: skip
-
-
-def _stand_in() -> LayerChain:
-    """Three parameter-free layers: the data owner's first part, the helper's, the last."""
-    layers: list[tuple[str, nn.Module]] = [(n, nn.Identity()) for n in ("first", "middle", "last")]
-    return LayerChain("scenario-emulated", layers, (1,))
 
 
 def _devices(
@@ -146,7 +137,7 @@ def emulate_schedule(
     engine = InProcessEngine(
         config,
         dataset=stand_in_data(k),
-        model=_stand_in(),
+        model=stand_in_model("scenario", ("first", "middle", "last")),  # owner, helper, owner
         devices=devices,
         link_model=_instant,
         evaluate=False,
